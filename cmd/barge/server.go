@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore"
+	"github.com/spf13/cobra"
+)
+
+func newServerCmd() *cobra.Command {
+	var (
+		cfg            raftstore.Config
+		initialCluster string
+		join           []string
+		apiAddr        string
+		compaction     string
+		retention      string
+		logLevel       string
+		logFormat      string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a store peer (Raft member serving the etcd v3 API)",
+		Long: `Run one peer of the barge control plane: a member of the Raft group that
+holds all cluster state and serves it over the etcd v3 gRPC API (TLS,
+client certificates required) on --client-addr. Peers talk Raft to each
+other over mutual TLS on --peer-addr.
+
+On first start, give --initial-cluster (the same list on every peer) to
+bootstrap a new cluster, or --join with a client URL of a running cluster
+to add this peer to it. Later starts reuse --data-dir and ignore both.
+SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
+		Example: `  barge server --name s1 --data-dir /var/lib/barge/s1 --certs /etc/barge \
+    --peer-addr 10.0.0.1:2380 --client-addr 10.0.0.1:2379 --api-addr 10.0.0.1:6443 \
+    --initial-cluster s1=10.0.0.1:2380,s2=10.0.0.2:2380,s3=10.0.0.3:2380
+
+  barge server --name s4 --data-dir /var/lib/barge/s4 --certs /etc/barge \
+    --peer-addr 10.0.0.4:2380 --client-addr 10.0.0.4:2379 --join https://10.0.0.1:2379`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = logger
+			if initialCluster != "" {
+				if cfg.InitialCluster, err = raftstore.ParseInitialCluster(initialCluster); err != nil {
+					return fmt.Errorf("--initial-cluster: %w", err)
+				}
+			}
+			cfg.Join = join
+			cfg.CompactionMode = raftstore.CompactionMode(compaction)
+			if err := parseRetention(&cfg, retention); err != nil {
+				return err
+			}
+			if apiAddr != "" {
+				// The Kubernetes API server on this port arrives with the
+				// control plane; the flag is accepted now so deployment
+				// scripts stay stable.
+				logger.Info("API address reserved", "api", apiAddr)
+			}
+			srv, err := raftstore.Start(cfg)
+			if err != nil {
+				return err
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+			got := <-sig
+			logger.Info("stopping", "signal", got.String())
+			srv.Stop()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "member name, unique in the cluster (required)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, snapshots and identity (required)")
+	f.StringVar(&cfg.CertsDir, "certs", "", "certificate directory from `barge certs init` (required)")
+	f.StringVar(&cfg.PeerAddr, "peer-addr", "", "IP:PORT for Raft traffic between peers (required)")
+	f.StringVar(&cfg.ClientAddr, "client-addr", "", "IP:PORT for the etcd v3 gRPC API (required)")
+	f.StringVar(&apiAddr, "api-addr", "", "IP:PORT for the Kubernetes API")
+	f.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "peer address other peers dial (default --peer-addr)")
+	f.StringVar(&cfg.AdvertiseClientAddr, "advertise-client-addr", "", "client address published to clients (default --client-addr)")
+	f.StringVar(&initialCluster, "initial-cluster", "", "bootstrap membership: NAME=IP:PORT,... (peer addresses)")
+	f.StringSliceVar(&join, "join", nil, "client URL(s) of a running cluster to join: https://IP:PORT")
+	f.BoolVar(&cfg.JoinAsLearner, "learner", false, "with --join: join as a non-voting learner")
+	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 500*time.Millisecond, "Raft heartbeat timeout")
+	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", 500*time.Millisecond, "Raft election timeout")
+	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 16384, "log entries between Raft snapshots")
+	f.StringVar(&compaction, "auto-compaction-mode", "periodic", "automatic history compaction: periodic, revision or off")
+	f.StringVar(&retention, "auto-compaction-retention", "5m", "periodic: how long to keep history (e.g. 1h); revision: how many revisions")
+	f.Int64Var(&cfg.MinLeaseTTL, "min-lease-ttl", 2, "shortest lease TTL in seconds; shorter grants are raised to it")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func parseRetention(cfg *raftstore.Config, s string) error {
+	switch cfg.CompactionMode {
+	case raftstore.CompactionPeriodic:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			// etcd accepts a bare number of hours.
+			h, herr := strconv.Atoi(s)
+			if herr != nil {
+				return fmt.Errorf("--auto-compaction-retention %q: want a duration such as 1h: %w", s, err)
+			}
+			d = time.Duration(h) * time.Hour
+		}
+		if d <= 0 {
+			return fmt.Errorf("--auto-compaction-retention %q must be positive", s)
+		}
+		cfg.CompactionRetention = d
+	case raftstore.CompactionRevision:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--auto-compaction-retention %q: revision mode wants a positive number of revisions", s)
+		}
+		cfg.CompactionRevisions = n
+	}
+	return nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,80 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+// runCompactor compacts history automatically while this peer leads. Only
+// the leader decides; the compaction is a replicated request like any.
+func (s *Server) runCompactor(ctx context.Context) {
+	switch s.cfg.CompactionMode {
+	case CompactionPeriodic:
+		s.compactPeriodic(ctx, s.cfg.CompactionRetention)
+	case CompactionRevision:
+		s.compactByRevision(ctx, s.cfg.CompactionRevisions)
+	}
+}
+
+// compactPeriodic keeps history for retention: it samples the revision ten
+// times per retention window and compacts to the sample that has aged
+// past it, as etcd's periodic compactor does.
+func (s *Server) compactPeriodic(ctx context.Context, retention time.Duration) {
+	interval := max(retention/10, 100*time.Millisecond)
+	type sample struct {
+		at  time.Time
+		rev int64
+	}
+	var samples []sample
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			samples = append(samples, sample{at: now, rev: s.fsm.store.Rev()})
+			target := int64(0)
+			for len(samples) > 0 && now.Sub(samples[0].at) >= retention {
+				target = samples[0].rev
+				samples = samples[1:]
+			}
+			if target > 0 {
+				s.compactTo(ctx, target)
+			}
+		}
+	}
+}
+
+func (s *Server) compactByRevision(ctx context.Context, keep int64) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if rev := s.fsm.store.Rev() - keep; rev > 0 {
+				s.compactTo(ctx, rev)
+			}
+		}
+	}
+}
+
+func (s *Server) compactTo(ctx context.Context, rev int64) {
+	if rev <= s.fsm.store.CompactRev() {
+		return
+	}
+	_, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: rev}})
+	switch {
+	case err == nil:
+		s.logger.Info("compacted history", "revision", rev)
+	case errors.Is(err, rpctypes.ErrGRPCCompacted), ctx.Err() != nil:
+	default:
+		s.logger.Warn("automatic compaction failed", "revision", rev, "err", err)
+	}
+}

@@ -1,0 +1,220 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Peer names one member of an initial cluster.
+type Peer struct {
+	Name string
+	Addr string // host:port of the peer (Raft) listener
+}
+
+// ParseInitialCluster parses "n1=IP:PORT,n2=IP:PORT". A scheme prefix
+// (https://) is accepted and dropped, for etcd muscle memory.
+func ParseInitialCluster(s string) ([]Peer, error) {
+	var peers []Peer
+	seen := map[string]bool{}
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(part, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("initial cluster entry %d %q: want NAME=IP:PORT", i+1, part)
+		}
+		addr = StripScheme(addr)
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("initial cluster entry %d %q: %w", i+1, part, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("initial cluster names %q twice", name)
+		}
+		seen[name] = true
+		peers = append(peers, Peer{Name: name, Addr: addr})
+	}
+	if len(peers) == 0 {
+		return nil, errors.New("initial cluster is empty")
+	}
+	return peers, nil
+}
+
+// StripScheme turns "https://h:p" into "h:p".
+func StripScheme(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		return u[i+3:]
+	}
+	return u
+}
+
+// CompactionMode selects automatic compaction.
+type CompactionMode string
+
+const (
+	CompactionOff      CompactionMode = "off"
+	CompactionPeriodic CompactionMode = "periodic" // keep history for Retention
+	CompactionRevision CompactionMode = "revision" // keep the last Revisions revisions
+)
+
+// Config configures a store peer.
+type Config struct {
+	Name     string
+	DataDir  string
+	CertsDir string
+
+	PeerAddr   string // listen address for Raft and peer RPC
+	ClientAddr string // listen address for the etcd v3 gRPC API
+	// Advertised addresses default to the listen addresses.
+	AdvertisePeerAddr   string
+	AdvertiseClientAddr string
+
+	// Exactly one of InitialCluster (bootstrap) and Join (client URLs of a
+	// running cluster) is used on first start; both are ignored when the
+	// data directory already holds state.
+	InitialCluster []Peer
+	Join           []string
+	JoinAsLearner  bool
+
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// SnapshotThreshold is how many log entries trigger a Raft snapshot;
+	// TrailingLogs how many stay after one, for slow followers.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
+
+	CompactionMode      CompactionMode
+	CompactionRetention time.Duration // periodic mode
+	CompactionRevisions int64         // revision mode
+
+	// MinLeaseTTL in seconds; shorter grants are raised to it so a lease
+	// always outlives an election.
+	MinLeaseTTL int64
+	// WatchProgressInterval is how often idle watchers that asked for it
+	// get a progress notification.
+	WatchProgressInterval time.Duration
+
+	Logger *slog.Logger
+	// RaftLog receives hashicorp/raft's own log lines (default: discarded
+	// below warnings, to stderr).
+	RaftLog io.Writer
+}
+
+func (c *Config) setDefaults() {
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = 500 * time.Millisecond
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 16384
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.CompactionMode == "" {
+		c.CompactionMode = CompactionPeriodic
+	}
+	if c.CompactionRetention == 0 {
+		c.CompactionRetention = 5 * time.Minute
+	}
+	if c.CompactionRevisions == 0 {
+		c.CompactionRevisions = 10000
+	}
+	if c.MinLeaseTTL == 0 {
+		c.MinLeaseTTL = 2
+	}
+	if c.AdvertisePeerAddr == "" {
+		c.AdvertisePeerAddr = c.PeerAddr
+	}
+	if c.AdvertiseClientAddr == "" {
+		c.AdvertiseClientAddr = c.ClientAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("--name is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if c.CertsDir == "" {
+		errs = append(errs, errors.New("--certs is required"))
+	}
+	for flag, addr := range map[string]string{"--peer-addr": c.PeerAddr, "--client-addr": c.ClientAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", flag, addr, err))
+		}
+	}
+	if len(c.InitialCluster) > 0 && len(c.Join) > 0 {
+		errs = append(errs, errors.New("--initial-cluster and --join are mutually exclusive"))
+	}
+	if len(c.InitialCluster) > 0 {
+		found := false
+		for _, p := range c.InitialCluster {
+			if p.Name == c.Name {
+				found = true
+				if p.Addr != c.AdvertisePeerAddr {
+					errs = append(errs, fmt.Errorf("--initial-cluster gives %s the peer address %s, but this peer advertises %s", p.Name, p.Addr, c.AdvertisePeerAddr))
+				}
+			}
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("--initial-cluster does not include this peer's name %q", c.Name))
+		}
+	}
+	switch c.CompactionMode {
+	case CompactionOff, CompactionPeriodic, CompactionRevision:
+	default:
+		errs = append(errs, fmt.Errorf("auto compaction mode %q: want off, periodic or revision", c.CompactionMode))
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("election timeout %s is shorter than heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// clusterIDOf derives the cluster ID every bootstrapping peer agrees on
+// from the initial membership alone.
+func clusterIDOf(peers []Peer) uint64 {
+	parts := make([]string, len(peers))
+	for i, p := range peers {
+		parts[i] = p.Name + "=" + p.Addr
+	}
+	sort.Strings(parts)
+	return fnv64(strings.Join(parts, ","))
+}
+
+// memberIDOf derives a bootstrap member's ID from its name and address, so
+// that every peer computes the same initial Raft configuration.
+func memberIDOf(p Peer) uint64 { return fnv64(p.Name + "\x00" + p.Addr) }
+
+func fnv64(s string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= prime
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}

@@ -1,0 +1,193 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/peer"
+	"github.com/hashicorp/raft"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// defaultRequestTimeout bounds a request whose context has no deadline, as
+// etcd bounds proposals, so a lost quorum surfaces as an error.
+const defaultRequestTimeout = 10 * time.Second
+
+// propose replicates req through the leader and returns its response. A
+// follower forwards to the leader; if leadership moves before the entry
+// is appended anywhere, the request is retried on the new leader.
+func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (proto.Message, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
+		defer cancel()
+	}
+	return withLeader(ctx, s, func(ctx context.Context) (proto.Message, error) {
+		res, err := s.applyLocal(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return res.resp, res.err
+	}, func(ctx context.Context, c *peer.Client) (proto.Message, error) {
+		a, err := c.Propose(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return a.UnmarshalNew()
+	})
+}
+
+// withLeader runs local on the leader or remote against it, following
+// leadership changes while the error says the request never reached a log.
+func withLeader[T any](ctx context.Context, s *Server, local func(context.Context) (T, error), remote func(context.Context, *peer.Client) (T, error)) (T, error) {
+	var zero T
+	for {
+		changed := s.leaderWatch.next()
+		var (
+			out T
+			err error
+		)
+		if s.raft.State() == raft.Leader {
+			out, err = local(ctx)
+		} else {
+			addr, _, lerr := s.leaderWatch.leader(ctx)
+			if lerr != nil {
+				return zero, lerr
+			}
+			cli, cerr := s.leaders.get(addr)
+			if cerr != nil {
+				return zero, cerr
+			}
+			out, err = remote(ctx, cli)
+		}
+		if !retryable(err) {
+			return out, err
+		}
+		// The leader we chose is not leading: wait for news, then retry.
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return zero, toGRPC(ctx.Err())
+		case <-time.After(s.cfg.HeartbeatTimeout):
+			// Knowledge of a new leader can arrive without an observation
+			// on this peer (e.g. the old leader's view is stale).
+		}
+	}
+}
+
+// retryable reports errors that guarantee the request was not appended to
+// any log, so sending it again cannot apply it twice.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, rpctypes.ErrGRPCNotLeader) {
+		return true
+	}
+	return rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCNotLeader)
+}
+
+// applyLocal appends req on this peer, which must lead, and waits for it
+// to apply here.
+func (s *Server) applyLocal(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
+	data, err := encodeRequest(req)
+	if err != nil {
+		return applyResult{}, err
+	}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	timeout := defaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := s.raft.Apply(data, timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return applyResult{}, toGRPC(ctx.Err())
+	}
+	if err != nil {
+		return applyResult{}, raftError(err)
+	}
+	res, ok := f.Response().(applyResult)
+	if !ok {
+		return applyResult{}, rpctypes.ErrGRPCStopped
+	}
+	return res, nil
+}
+
+// raftError maps hashicorp/raft errors to the etcd errors clients know.
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return rpctypes.ErrGRPCNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return rpctypes.ErrGRPCLeaderChanged
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return rpctypes.ErrGRPCStopped
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return rpctypes.ErrGRPCTimeout
+	}
+	return err
+}
+
+func toGRPC(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return rpctypes.ErrGRPCTimeout
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return err
+}
+
+// leaderService is what this peer serves to followers while it leads.
+type leaderService struct{ s *Server }
+
+func (l *leaderService) Propose(ctx context.Context, req *pb.InternalRaftRequest) (*anypb.Any, error) {
+	if l.s.raft.State() != raft.Leader {
+		return nil, rpctypes.ErrGRPCNotLeader
+	}
+	res, err := l.s.applyLocal(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	return anypb.New(res.resp)
+}
+
+func (l *leaderService) ReadIndex(ctx context.Context) (uint64, error) {
+	return l.s.localReadIndex(ctx)
+}
+
+func (l *leaderService) LeaseKeepAlive(ctx context.Context, id int64) (int64, error) {
+	return l.s.localKeepAlive(ctx, id)
+}
+
+func (l *leaderService) LeaseTimeToLive(ctx context.Context, req *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	return l.s.localTimeToLive(ctx, req)
+}
+
+func (l *leaderService) MemberAdd(ctx context.Context, req *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	return l.s.localMemberAdd(ctx, req)
+}
+
+func (l *leaderService) MemberRemove(ctx context.Context, req *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	return l.s.localMemberRemove(ctx, req)
+}
+
+func (l *leaderService) MemberPromote(ctx context.Context, req *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	return l.s.localMemberPromote(ctx, req)
+}
+
+func (l *leaderService) MoveLeader(ctx context.Context, req *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	return l.s.localMoveLeader(ctx, req)
+}

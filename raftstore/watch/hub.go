@@ -1,0 +1,400 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/mvcc"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// Source is the history a hub catches watchers up from.
+type Source interface {
+	EventsSince(key, end []byte, from int64, maxEvents int) ([]mvcc.RevEvent, int64, error)
+	Rev() int64
+	CompactRev() int64
+}
+
+// Response is one message for a stream: events of one or more whole
+// revisions for one watcher, a progress notification, or a cancellation.
+type Response struct {
+	WatchID         int64
+	Events          []*mvccpb.Event
+	Revision        int64 // the store revision the response is current to
+	CompactRevision int64 // set when the watcher was cancelled by compaction
+	Canceled        bool
+	CancelReason    string
+	Progress        bool
+}
+
+// Filter selects events a watcher does not want.
+type Filter struct {
+	NoPut    bool
+	NoDelete bool
+}
+
+// Spec describes a new watcher.
+type Spec struct {
+	ID             int64
+	Key, End       []byte // End as in Range: empty = one key, "\x00" = from Key on
+	StartRev       int64  // 0 = from the next revision
+	PrevKV         bool
+	Filter         Filter
+	ProgressNotify bool
+}
+
+// Stream is a group of watchers sharing one ordered outbound channel, as
+// one gRPC Watch stream does.
+type Stream struct {
+	hub *Hub
+	out chan Response
+}
+
+// Watcher is one registered watch.
+type Watcher struct {
+	spec    Spec
+	stream  *Stream
+	nextRev int64
+	// sentSinceTick suppresses a progress notification after real events.
+	sentSinceTick bool
+}
+
+// Config tunes a hub.
+type Config struct {
+	// ProgressInterval is how often watchers that asked for progress
+	// notifications get one when idle (etcd uses 10 minutes).
+	ProgressInterval time.Duration
+	// StreamBuffer is the number of responses a stream may queue before its
+	// watchers fall back to catch-up from history.
+	StreamBuffer int
+	// SyncInterval bounds how long an unsynced watcher waits between
+	// catch-up attempts when nothing wakes the loop.
+	SyncInterval time.Duration
+	// CatchUpBatch caps events read from history in one step.
+	CatchUpBatch int
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 10 * time.Minute
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 1024
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = 100 * time.Millisecond
+	}
+	if c.CatchUpBatch <= 0 {
+		c.CatchUpBatch = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Hub is the set of all watchers of one store.
+type Hub struct {
+	cfg Config
+	src Source
+
+	mu       sync.Mutex
+	rev      int64 // last revision passed to Notify
+	synced   map[*Watcher]struct{}
+	unsynced map[*Watcher]struct{}
+	kick     chan struct{}
+}
+
+// NewHub returns a hub over src. Run must be started for catch-up and
+// progress notifications.
+func NewHub(src Source, cfg Config) *Hub {
+	cfg.setDefaults()
+	return &Hub{
+		cfg:      cfg,
+		src:      src,
+		rev:      src.Rev(),
+		synced:   map[*Watcher]struct{}{},
+		unsynced: map[*Watcher]struct{}{},
+		kick:     make(chan struct{}, 1),
+	}
+}
+
+// NewStream opens a stream; it is closed by cancelling ctx, which removes
+// its watchers.
+func (h *Hub) NewStream(ctx context.Context) *Stream {
+	s := &Stream{hub: h, out: make(chan Response, h.cfg.StreamBuffer)}
+	context.AfterFunc(ctx, func() { h.removeStream(s) })
+	return s
+}
+
+// Out is the stream's ordered outbound channel.
+func (s *Stream) Out() <-chan Response { return s.out }
+
+// Watch registers a watcher on the stream and returns the revision the
+// hub is current to.
+func (s *Stream) Watch(spec Spec) int64 {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := &Watcher{spec: spec, stream: s}
+	if spec.StartRev == 0 || spec.StartRev > h.rev {
+		w.nextRev = h.rev + 1
+		if spec.StartRev > w.nextRev {
+			w.nextRev = spec.StartRev
+		}
+		h.synced[w] = struct{}{}
+	} else {
+		w.nextRev = spec.StartRev
+		h.unsynced[w] = struct{}{}
+		h.wake()
+	}
+	return h.rev
+}
+
+// Cancel removes watcher id from the stream. It reports whether it existed.
+func (s *Stream) Cancel(id int64) bool {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	found := false
+	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
+		for w := range set {
+			if w.stream == s && w.spec.ID == id {
+				delete(set, w)
+				found = true
+			}
+		}
+	}
+	return found
+}
+
+// RequestProgress queues a progress response (WatchID -1, as etcd does)
+// if every watcher of the stream is synced, so the revision it carries is
+// a promise that no older event is still to come. It reports whether it
+// was queued.
+func (s *Stream) RequestProgress() bool {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.unsynced {
+		if w.stream == s {
+			return false
+		}
+	}
+	select {
+	case s.out <- Response{WatchID: -1, Revision: h.rev, Progress: true}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (h *Hub) removeStream(s *Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
+		for w := range set {
+			if w.stream == s {
+				delete(set, w)
+			}
+		}
+	}
+}
+
+func (h *Hub) wake() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Notify pushes the events of one committed revision to synced watchers.
+// It never blocks: a watcher whose stream is full becomes unsynced and is
+// caught up from history later. Notify must be called in revision order.
+func (h *Hub) Notify(rev int64, events []mvcc.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if rev <= h.rev {
+		return
+	}
+	h.rev = rev
+	for w := range h.synced {
+		if rev < w.nextRev {
+			continue
+		}
+		evs := w.filter(rev, events)
+		if len(evs) == 0 {
+			w.nextRev = rev + 1
+			continue
+		}
+		select {
+		case w.stream.out <- Response{WatchID: w.spec.ID, Events: evs, Revision: rev}:
+			w.nextRev = rev + 1
+			w.sentSinceTick = true
+		default:
+			delete(h.synced, w)
+			h.unsynced[w] = struct{}{}
+			h.wake()
+		}
+	}
+}
+
+// Reset is called after the store was replaced by a snapshot: every
+// watcher re-reads what it needs from the new store's history, or is
+// cancelled as compacted if that history is gone.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rev = h.src.Rev()
+	for w := range h.synced {
+		delete(h.synced, w)
+		h.unsynced[w] = struct{}{}
+	}
+	h.wake()
+}
+
+func (w *Watcher) match(key []byte) bool {
+	k, end := w.spec.Key, w.spec.End
+	switch {
+	case len(end) == 0:
+		return bytes.Equal(key, k)
+	case len(end) == 1 && end[0] == 0:
+		return bytes.Compare(key, k) >= 0
+	default:
+		return bytes.Compare(key, k) >= 0 && bytes.Compare(key, end) < 0
+	}
+}
+
+func (w *Watcher) filter(rev int64, events []mvcc.Event) []*mvccpb.Event {
+	var out []*mvccpb.Event
+	for _, ev := range events {
+		if !w.match(ev.Kv.Key) {
+			continue
+		}
+		if (ev.Type == mvccpb.PUT && w.spec.Filter.NoPut) || (ev.Type == mvccpb.DELETE && w.spec.Filter.NoDelete) {
+			continue
+		}
+		pe := &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+		if w.spec.PrevKV {
+			pe.PrevKv = ev.PrevKv
+		}
+		out = append(out, pe)
+	}
+	return out
+}
+
+// Run catches up unsynced watchers and sends progress notifications until
+// ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	sync := time.NewTicker(h.cfg.SyncInterval)
+	defer sync.Stop()
+	progress := time.NewTicker(h.cfg.ProgressInterval)
+	defer progress.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		case <-sync.C:
+		case <-progress.C:
+			h.sendProgress()
+			continue
+		}
+		h.syncOnce()
+	}
+}
+
+func (h *Hub) sendProgress() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.synced {
+		if !w.spec.ProgressNotify {
+			continue
+		}
+		if w.sentSinceTick {
+			w.sentSinceTick = false
+			continue
+		}
+		select {
+		case w.stream.out <- Response{WatchID: w.spec.ID, Revision: h.rev, Progress: true}:
+		default:
+		}
+	}
+}
+
+// syncOnce makes one catch-up pass over the unsynced watchers.
+func (h *Hub) syncOnce() {
+	h.mu.Lock()
+	pending := make([]*Watcher, 0, len(h.unsynced))
+	for w := range h.unsynced {
+		pending = append(pending, w)
+	}
+	h.mu.Unlock()
+	for _, w := range pending {
+		h.catchUp(w)
+	}
+}
+
+func (h *Hub) catchUp(w *Watcher) {
+	h.mu.Lock()
+	from := w.nextRev
+	_, still := h.unsynced[w]
+	h.mu.Unlock()
+	if !still {
+		return
+	}
+	evs, next, err := h.src.EventsSince(w.spec.Key, w.spec.End, from, h.cfg.CatchUpBatch)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, still := h.unsynced[w]; !still || w.nextRev != from {
+		return // cancelled, or delivered by someone else meanwhile
+	}
+	if errors.Is(err, mvcc.ErrCompacted) {
+		resp := Response{WatchID: w.spec.ID, Revision: h.rev, CompactRevision: h.src.CompactRev(), Canceled: true,
+			CancelReason: "mvcc: required revision has been compacted"}
+		select {
+		case w.stream.out <- resp:
+			delete(h.unsynced, w)
+		default: // stream full; try again next pass
+		}
+		return
+	}
+	if err != nil {
+		h.cfg.Logger.Warn("watch catch-up failed", "watch", w.spec.ID, "from", from, "err", err)
+		return
+	}
+	// Group by revision so each response holds whole revisions.
+	for i := 0; i < len(evs); {
+		rev := evs[i].Rev.Main
+		j := i
+		var group []mvcc.Event
+		for j < len(evs) && evs[j].Rev.Main == rev {
+			group = append(group, evs[j].Event)
+			j++
+		}
+		if out := w.filter(rev, group); len(out) > 0 {
+			select {
+			case w.stream.out <- Response{WatchID: w.spec.ID, Events: out, Revision: rev}:
+				w.sentSinceTick = true
+			default:
+				return // stream still full; resume from rev next pass
+			}
+		}
+		w.nextRev = rev + 1
+		i = j
+	}
+	if next > w.nextRev {
+		w.nextRev = next
+	}
+	if w.nextRev > h.rev {
+		delete(h.unsynced, w)
+		h.synced[w] = struct{}{}
+	} else {
+		h.wake()
+	}
+}
