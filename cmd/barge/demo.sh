@@ -24,7 +24,7 @@ for i in 1 2 3; do
 done
 ENDPOINTS="https://127.0.0.1:$((BASE + 11)),https://127.0.0.1:$((BASE + 21)),https://127.0.0.1:$((BASE + 31))"
 export BARGE_ENDPOINTS="$ENDPOINTS" BARGE_CERTS="$DIR/certs" ETCDCTL_API=3
-CTL="etcdctl --endpoints $ENDPOINTS --cacert $DIR/certs/ca.crt --cert $DIR/certs/admin.crt --key $DIR/certs/admin.key"
+CTL="etcdctl --cacert $DIR/certs/ca.crt --cert $DIR/certs/admin.crt --key $DIR/certs/admin.key"
 
 say "Certificates for a cluster on 127.0.0.1"
 run "$BARGE" certs init --dir "$DIR/certs" --hosts 127.0.0.1
@@ -51,23 +51,22 @@ say "Cluster status"
 run "$BARGE" status || true
 
 say "Write and read keys with etcdctl"
-for i in 1 2 3 4 5; do $CTL put "demo/key$i" "value$i" >/dev/null; done
+for i in 1 2 3 4 5; do $CTL --endpoints "$ENDPOINTS" put "demo/key$i" "value$i" >/dev/null; done
 echo "(wrote demo/key1..5)"
-run $CTL get demo/ --prefix
+run $CTL --endpoints "$ENDPOINTS" get demo/ --prefix
 
 LEADER=$("$BARGE" status -o json | tr -d ' \n' | sed 's/.*{"name":"\([^"]*\)","endpoint":"[^"]*","id":"[^"]*","role":"leader".*/\1/')
 eval "LPID=\$PID_$LEADER"
-say "kill -9 the leader ($LEADER, pid $LPID) and time the first successful write"
-START=$(date +%s%N)
-run kill -9 "$LPID"
-until $CTL --command-timeout=1s put demo/after-failover ok >/dev/null 2>&1; do :; done
-END=$(date +%s%N)
-echo "first acknowledged write $(( (END - START) / 1000000 )) ms after the kill"
-
 SURVIVORS=""
 for i in 1 2 3; do
 	[ "s$i" = "$LEADER" ] || SURVIVORS="${SURVIVORS:+$SURVIVORS,}https://127.0.0.1:$((BASE + i*10 + 1))"
 done
+say "kill -9 the leader ($LEADER, pid $LPID) and time the first successful write"
+START=$(date +%s%N)
+run kill -9 "$LPID"
+until $CTL --endpoints "$SURVIVORS" --command-timeout=2s put demo/after-failover ok >/dev/null 2>&1; do :; done
+END=$(date +%s%N)
+echo "first acknowledged write $(( (END - START) / 1000000 )) ms after the kill (etcdctl start-up included)"
 export BARGE_ENDPOINTS="$SURVIVORS"
 say "New leader"
 run "$BARGE" status --endpoints "$SURVIVORS" || true

@@ -262,3 +262,30 @@ func (c *Cluster) Close() {
 		c.Kill(i)
 	}
 }
+
+// Join starts a new peer that joins the running cluster through its
+// client port, as `barge server --join` does, and returns its index.
+func (c *Cluster) Join(learner bool) int {
+	c.t.Helper()
+	m := &Member{
+		Name:       fmt.Sprintf("s%d", len(c.Members)+1),
+		PeerAddr:   freeAddr(c.t),
+		ClientAddr: freeAddr(c.t),
+	}
+	m.DataDir = filepath.Join(c.Dir, m.Name)
+	m.cfg = c.Members[0].cfg
+	m.cfg.Name, m.cfg.DataDir = m.Name, m.DataDir
+	m.cfg.PeerAddr, m.cfg.ClientAddr = m.PeerAddr, m.ClientAddr
+	m.cfg.AdvertisePeerAddr, m.cfg.AdvertiseClientAddr = "", ""
+	m.cfg.InitialCluster = nil
+	m.cfg.Join = []string{"https://" + c.Members[c.Leader()].ClientAddr}
+	m.cfg.JoinAsLearner = learner
+	m.cfg.Logger = testLogger(c.t, m.Name)
+	s, err := raftstore.Start(m.cfg)
+	if err != nil {
+		c.t.Fatalf("join %s: %v", m.Name, err)
+	}
+	m.Server = s
+	c.Members = append(c.Members, m)
+	return len(c.Members) - 1
+}
