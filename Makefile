@@ -44,8 +44,13 @@ fuzz:
 demo: build deps
 	@sh cmd/barge/demo.sh
 
+# bench: micro-benchmarks of the hot paths, then the in-process cluster
+# figures (put throughput at 16 clients, leader-kill failover). The
+# side-by-side comparison with etcd is `barge bench store` (issue 5).
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/...
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/
+	$(GO) test -run '^$$' -bench Put16Clients -benchtime 20000x ./raftstore/
+	$(GO) test -run '^$$' -bench Failover -benchtime 10x ./raftstore/
 
 chaos: build
 	@echo "chaos runs arrive with the lab (issue 3)"; exit 1

@@ -103,3 +103,15 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// run connects to the cluster, bounds the work by --timeout, and calls fn.
+func (f *clientFlags) run(parent context.Context, fn func(ctx context.Context, cli *clientv3.Client) error) error {
+	cli, err := f.client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := f.ctx(parent)
+	defer cancel()
+	return fn(ctx, cli)
+}

@@ -35,46 +35,41 @@ func newMemberListCmd() *cobra.Command {
 		Example: `  barge member list --endpoints https://127.0.0.1:2379 --certs ./certs -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cli, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := cf.ctx(cmd.Context())
-			defer cancel()
-			resp, err := cli.MemberList(ctx)
-			if err != nil {
-				return err
-			}
-			type row struct {
-				ID         string   `json:"id"`
-				Name       string   `json:"name"`
-				PeerURLs   []string `json:"peerURLs"`
-				ClientURLs []string `json:"clientURLs"`
-				Learner    bool     `json:"learner"`
-			}
-			var rows []row
-			for _, m := range resp.Members {
-				rows = append(rows, row{ID: fmt.Sprintf("%016x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
-			}
-			switch output {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
-			case "table":
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tPEER URL\tCLIENT URL\tVOTER")
-				for _, r := range rows {
-					voter := "yes"
-					if r.Learner {
-						voter = "learner"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, dash(r.Name), strings.Join(r.PeerURLs, ","), dash(strings.Join(r.ClientURLs, ",")), voter)
+			return cf.run(cmd.Context(), func(ctx context.Context, cli *clientv3.Client) error {
+				resp, err := cli.MemberList(ctx)
+				if err != nil {
+					return err
 				}
-				return tw.Flush()
-			}
-			return fmt.Errorf("-o %q: want table or json", output)
+				type row struct {
+					ID         string   `json:"id"`
+					Name       string   `json:"name"`
+					PeerURLs   []string `json:"peerURLs"`
+					ClientURLs []string `json:"clientURLs"`
+					Learner    bool     `json:"learner"`
+				}
+				var rows []row
+				for _, m := range resp.Members {
+					rows = append(rows, row{ID: fmt.Sprintf("%016x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+				}
+				switch output {
+				case "json":
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(rows)
+				case "table":
+					tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tNAME\tPEER URL\tCLIENT URL\tVOTER")
+					for _, r := range rows {
+						voter := "yes"
+						if r.Learner {
+							voter = "learner"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, dash(r.Name), strings.Join(r.PeerURLs, ","), dash(strings.Join(r.ClientURLs, ",")), voter)
+					}
+					return tw.Flush()
+				}
+				return fmt.Errorf("-o %q: want table or json", output)
+			})
 		},
 	}
 	cf.register(cmd)
@@ -101,26 +96,24 @@ promoted.`,
 			if peerAddr == "" {
 				return fmt.Errorf("--peer-addr is required")
 			}
-			cli, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := cf.ctx(cmd.Context())
-			defer cancel()
-			urls := []string{"https://" + raftstore.StripScheme(peerAddr)}
-			var resp *clientv3.MemberAddResponse
-			if learner {
-				resp, err = cli.MemberAddAsLearner(ctx, urls)
-			} else {
-				resp, err = cli.MemberAdd(ctx, urls)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Member %s added with ID %016x (learner=%v).\nStart it with:\n  barge server --name %s --peer-addr %s --join %s ...\n",
-				args[0], resp.Member.ID, learner, args[0], raftstore.StripScheme(peerAddr), cf.endpoints[0])
-			return nil
+			return cf.run(cmd.Context(), func(ctx context.Context, cli *clientv3.Client) error {
+				urls := []string{"https://" + raftstore.StripScheme(peerAddr)}
+				var (
+					resp *clientv3.MemberAddResponse
+					err  error
+				)
+				if learner {
+					resp, err = cli.MemberAddAsLearner(ctx, urls)
+				} else {
+					resp, err = cli.MemberAdd(ctx, urls)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Member %s added with ID %016x (learner=%v).\nStart it with:\n  barge server --name %s --peer-addr %s --join %s ...\n",
+					args[0], resp.Member.ID, learner, args[0], raftstore.StripScheme(peerAddr), cf.endpoints[0])
+				return nil
+			})
 		},
 	}
 	cf.register(cmd)
@@ -162,22 +155,17 @@ func memberAction(use, short, example string, act func(ctx context.Context, cli 
 		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cli, err := cf.client()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := cf.ctx(cmd.Context())
-			defer cancel()
-			id, err := resolveMember(ctx, cli, args[0])
-			if err != nil {
-				return err
-			}
-			if err := act(ctx, cli, id); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Member %s (%016x) %s.\n", args[0], id, done)
-			return nil
+			return cf.run(cmd.Context(), func(ctx context.Context, cli *clientv3.Client) error {
+				id, err := resolveMember(ctx, cli, args[0])
+				if err != nil {
+					return err
+				}
+				if err := act(ctx, cli, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Member %s (%016x) %s.\n", args[0], id, done)
+				return nil
+			})
 		},
 	}
 	cf.register(cmd)

@@ -18,7 +18,7 @@ import (
 // while the other writes data). In TLS 1.3 the client finishes its
 // handshake before the server has judged the client certificate, so a
 // refusal by the server may only show up on the client's first read.
-func exchange(t *testing.T, server, client *tls.Config) (serverErr, clientErr error, version uint16) {
+func exchange(t *testing.T, server, client *tls.Config) (version uint16, serverErr, clientErr error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +73,7 @@ func exchange(t *testing.T, server, client *tls.Config) (serverErr, clientErr er
 		return nil
 	}()
 	raw.Close()
-	return <-done, clientErr, version
+	return version, <-done, clientErr
 }
 
 // withName sets the name a client expects of the server, as a dialer does
@@ -153,7 +153,7 @@ func TestHandshakes(t *testing.T) {
 			max  uint16
 		}{{"TLS1.3", 0}, {"TLS1.2", tls.VersionTLS12}} {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
-				serverErr, clientErr, version := exchange(t, tc.server, withName(tc.client, tc.serverName, v.max))
+				version, serverErr, clientErr := exchange(t, tc.server, withName(tc.client, tc.serverName, v.max))
 				if tc.wantServer == "" && tc.wantClient == "" {
 					if serverErr != nil || clientErr != nil {
 						t.Fatalf("exchange failed: server: %v; client: %v", serverErr, clientErr)

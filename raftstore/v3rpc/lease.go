@@ -74,22 +74,7 @@ func (s *leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest)
 // watch; only the handler goroutine sends.
 func (s *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 	ctx := stream.Context()
-	reqs := make(chan *pb.LeaseKeepAliveRequest)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream.Recv)
 
 	for {
 		select {

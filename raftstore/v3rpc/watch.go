@@ -50,22 +50,7 @@ func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
 		byHub:    map[int64]*watchEntry{},
 	}
 
-	reqs := make(chan *pb.WatchRequest)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream.Recv)
 
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- ws.sendLoop(ctx) }()
