@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/barge
 # Debian packages the tests and benchmarks drive as real clients/peers.
 # command:package pairs; installed with apt-get only when the command is missing.
-DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server
+DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2
 TEST_TIMEOUT ?= 18m
 
 .PHONY: all build test demo bench chaos deps vet fuzz lint clean
