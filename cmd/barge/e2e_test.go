@@ -80,7 +80,7 @@ func startProcessCluster(t *testing.T, n int) *processCluster {
 	t.Helper()
 	dir := t.TempDir()
 	pc := &processCluster{t: t, dir: dir, certs: filepath.Join(dir, "certs")}
-	run(t, bargeBin, "certs", "init", "--dir", pc.certs, "--hosts", "127.0.0.1")
+	mustRun(t, bargeBin, "certs", "init", "--dir", pc.certs, "--hosts", "127.0.0.1")
 	var initial []string
 	peers := make([]string, n)
 	for i := range peers {
@@ -149,7 +149,7 @@ func (pc *processCluster) ctl(args ...string) string {
 	return string(out)
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {

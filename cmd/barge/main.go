@@ -30,6 +30,8 @@ func newRootCmd() *cobra.Command {
 		newMemberCmd(),
 		newSnapshotCmd(),
 		newVersionCmd(),
+		newLabCmd(),
+		newChaosCmd(),
 	)
 	return root
 }

@@ -1,0 +1,504 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/pki"
+)
+
+// Host roles.
+const (
+	RoleServer = "server"
+	RoleNode   = "node"
+)
+
+// Ports every server uses on its own address.
+const (
+	PeerPort   = 2380
+	ClientPort = 2379
+	APIPort    = 6443
+)
+
+// LeaderTimeout bounds how long Up waits for the first election.
+const LeaderTimeout = 30 * time.Second
+
+// Config describes a lab to bring up.
+type Config struct {
+	Dir     string // everything the lab writes goes here
+	Servers int    // 1, 3 or 5
+	Nodes   int    // namespaces for worker nodes (nothing runs in them yet)
+	Barge   string // path to the barge binary the servers run
+	// ServerArgs are appended to every `barge server` command line, and
+	// kept in lab.json so Start uses them too.
+	ServerArgs []string
+	Logger     *slog.Logger
+}
+
+// Host is one network namespace of the lab, as recorded in lab.json.
+type Host struct {
+	Name       string `json:"name"`
+	Role       string `json:"role"`
+	Netns      string `json:"netns"`
+	Address    string `json:"address"`
+	PID        int    `json:"pid,omitempty"`
+	PeerAddr   string `json:"peerAddr,omitempty"`
+	ClientAddr string `json:"clientAddr,omitempty"`
+	APIAddr    string `json:"apiAddr,omitempty"`
+	DataDir    string `json:"dataDir,omitempty"`
+	Log        string `json:"log,omitempty"`
+}
+
+// Lab is a running lab. Its exported fields are lab.json.
+type Lab struct {
+	ID         string   `json:"id"`
+	Dir        string   `json:"dir"`
+	Certs      string   `json:"certs"`
+	Endpoints  []string `json:"endpoints"`
+	Kubeconfig string   `json:"kubeconfig"`
+	Subnet     string   `json:"subnet"`
+	Barge      string   `json:"barge"`
+	ServerArgs []string `json:"serverArgs,omitempty"`
+	Hosts      []Host   `json:"hosts"`
+
+	log *slog.Logger
+}
+
+const stateFile = "lab.json"
+
+// Up builds the lab described by cfg and returns once its servers have
+// elected a leader. On failure it removes the namespaces and processes it
+// made but leaves Dir's files, so the server logs can explain what went
+// wrong; Down removes the rest.
+func Up(ctx context.Context, cfg Config) (*Lab, error) {
+	if cfg.Servers != 1 && cfg.Servers != 3 && cfg.Servers != 5 {
+		return nil, fmt.Errorf("lab: %d servers: want 1, 3 or 5", cfg.Servers)
+	}
+	if cfg.Nodes < 0 || cfg.Nodes > 100 {
+		return nil, fmt.Errorf("lab: %d nodes: want 0 to 100", cfg.Nodes)
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("lab: no directory given")
+	}
+	if cfg.Barge == "" {
+		return nil, errors.New("lab: no barge binary given")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab: resolve %s: %w", cfg.Dir, err)
+	}
+	barge, err := filepath.Abs(cfg.Barge)
+	if err != nil {
+		return nil, fmt.Errorf("lab: resolve %s: %w", cfg.Barge, err)
+	}
+	id, err := labID(dir)
+	if err != nil {
+		return nil, err
+	}
+	subnet, err := labSubnet(id)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("lab", id)
+
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
+		return nil, fmt.Errorf("lab: %s already holds a lab (run `barge lab down --dir %s` first)", dir, dir)
+	}
+	existing, err := labNamespaces(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) > 0 {
+		return nil, fmt.Errorf("lab: namespaces of lab %s are left over (%s); run `barge lab down --dir %s` first", id, strings.Join(existing, ", "), dir)
+	}
+
+	l := &Lab{
+		ID:         id,
+		Dir:        dir,
+		Certs:      filepath.Join(dir, "certs"),
+		Kubeconfig: filepath.Join(dir, "admin.kubeconfig"),
+		Subnet:     subnet.String(),
+		Barge:      barge,
+		ServerArgs: cfg.ServerArgs,
+		log:        log,
+	}
+	var serverIPs []string
+	for i := 1; i <= cfg.Servers; i++ {
+		name := "s" + strconv.Itoa(i)
+		addr := hostAddr(subnet, byte(i)).String()
+		serverIPs = append(serverIPs, addr)
+		l.Hosts = append(l.Hosts, Host{
+			Name:       name,
+			Role:       RoleServer,
+			Netns:      hostNS(id, name),
+			Address:    addr,
+			PeerAddr:   net.JoinHostPort(addr, strconv.Itoa(PeerPort)),
+			ClientAddr: net.JoinHostPort(addr, strconv.Itoa(ClientPort)),
+			APIAddr:    net.JoinHostPort(addr, strconv.Itoa(APIPort)),
+			DataDir:    filepath.Join(dir, "data", name),
+			Log:        filepath.Join(dir, "logs", name+".log"),
+		})
+		l.Endpoints = append(l.Endpoints, "https://"+net.JoinHostPort(addr, strconv.Itoa(ClientPort)))
+	}
+	for i := 1; i <= cfg.Nodes; i++ {
+		name := "n" + strconv.Itoa(i)
+		l.Hosts = append(l.Hosts, Host{
+			Name:    name,
+			Role:    RoleNode,
+			Netns:   hostNS(id, name),
+			Address: hostAddr(subnet, byte(100+i)).String(),
+		})
+	}
+
+	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	}
+	// A crashed earlier lab may have left certificates; a fresh CA per lab
+	// keeps every run independent of the last.
+	if err := pki.InitDir(l.Certs, pki.InitOptions{Hosts: serverIPs, APIPort: APIPort, Force: true}); err != nil {
+		return nil, fmt.Errorf("lab: certificates: %w", err)
+	}
+	if err := l.writeKubeconfig(); err != nil {
+		return nil, err
+	}
+
+	fail := func(err error) (*Lab, error) {
+		// The caller's context may be what failed; tearing down must not
+		// depend on it.
+		if terr := teardown(context.Background(), id, l.Hosts); terr != nil {
+			log.Warn("tear down after failed up", "err", terr)
+		}
+		return nil, err
+	}
+	log.Info("building network", "subnet", subnet)
+	if err := l.buildNetwork(ctx, subnet); err != nil {
+		return fail(err)
+	}
+	for i := range l.Hosts {
+		if l.Hosts[i].Role != RoleServer {
+			continue
+		}
+		if err := l.startServer(&l.Hosts[i]); err != nil {
+			return fail(err)
+		}
+	}
+	// Saved before the election so that a crash while waiting still leaves
+	// the pids for Down.
+	if err := l.Save(); err != nil {
+		return fail(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, LeaderTimeout)
+	defer cancel()
+	leader, err := l.waitLeader(wctx)
+	if err != nil {
+		return fail(fmt.Errorf("lab: no leader elected: %w (server logs in %s); end of %s:\n%s",
+			err, filepath.Join(dir, "logs"), l.Hosts[0].Log, tailLog(l.Hosts[0].Log, 2048)))
+	}
+	log.Info("lab up", "leader", leader, "endpoints", l.Endpoints)
+	return l, nil
+}
+
+func (l *Lab) writeKubeconfig() error {
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(l.Certs, name))
+		if err != nil {
+			return nil, fmt.Errorf("lab: kubeconfig: %w", err)
+		}
+		return b, nil
+	}
+	ca, err := read(pki.CACertFile)
+	if err != nil {
+		return err
+	}
+	cert, err := read(pki.AdminCertFile)
+	if err != nil {
+		return err
+	}
+	key, err := read(pki.AdminKeyFile)
+	if err != nil {
+		return err
+	}
+	var server string
+	for _, h := range l.Hosts {
+		if h.Role == RoleServer {
+			server = "https://" + h.APIAddr
+			break
+		}
+	}
+	kc := pki.Kubeconfig(server, ca, cert, key, pki.AdminUser)
+	if err := os.WriteFile(l.Kubeconfig, kc, 0o600); err != nil {
+		return fmt.Errorf("lab: kubeconfig: %w", err)
+	}
+	return nil
+}
+
+func (l *Lab) buildNetwork(ctx context.Context, subnet netip.Prefix) error {
+	// Refusing an already-routed subnet keeps a colliding lab (or anything
+	// else on the machine using this range) from being cut off or hijacked.
+	out, err := ip(ctx, "", "-4", "route", "show", "to", "match", hostAddr(subnet, 254).String())
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line != "" && !strings.HasPrefix(line, "default") {
+			return fmt.Errorf("lab: subnet %s is already routed on this machine (%s); is another lab using it?", subnet, line)
+		}
+	}
+
+	u := underlayNS(l.ID)
+	br := bridgeName(l.ID)
+	steps := [][]string{
+		{"", "netns", "add", u},
+		{u, "link", "set", "lo", "up"},
+		{u, "link", "add", br, "type", "bridge"},
+		{u, "link", "set", br, "up"},
+	}
+	for _, h := range l.Hosts {
+		port := portName(l.ID, h.Name)
+		steps = append(steps,
+			[]string{"", "netns", "add", h.Netns},
+			[]string{h.Netns, "link", "set", "lo", "up"},
+			[]string{u, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.Netns},
+			[]string{u, "link", "set", port, "master", br, "up"},
+			[]string{h.Netns, "addr", "add", h.Address + "/24", "dev", "eth0"},
+			[]string{h.Netns, "link", "set", "eth0", "up"},
+		)
+	}
+	rv := rootVeth(l.ID)
+	steps = append(steps,
+		[]string{"", "link", "add", rv, "type", "veth", "peer", "name", rootVethPeer(l.ID), "netns", u},
+		[]string{u, "link", "set", rootVethPeer(l.ID), "master", br, "up"},
+		// The address brings exactly the on-link /24 route with it; no
+		// other route is added, so nothing leaves the machine.
+		[]string{"", "addr", "add", hostAddr(subnet, 254).String() + "/24", "dev", rv},
+		[]string{"", "link", "set", rv, "up"},
+	)
+	for _, s := range steps {
+		if _, err := ip(ctx, s[0], s[1:]...); err != nil {
+			return fmt.Errorf("lab: build network: %w", err)
+		}
+	}
+	return nil
+}
+
+// Load reads the lab.json in dir.
+func Load(dir string) (*Lab, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("lab: no lab in %s (no %s): %w", dir, stateFile, err)
+		}
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	var l Lab
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("lab: %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	l.log = slog.New(slog.DiscardHandler).With("lab", l.ID)
+	return &l, nil
+}
+
+// SetLogger sets where the lab's own progress messages go.
+func (l *Lab) SetLogger(log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l.log = log.With("lab", l.ID)
+}
+
+// Save writes lab.json atomically, so a reader never sees half a file.
+func (l *Lab) Save() error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return fmt.Errorf("lab: encode state: %w", err)
+	}
+	path := filepath.Join(l.Dir, stateFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("lab: save: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("lab: save: %w", err)
+	}
+	return nil
+}
+
+// Host returns the named host.
+func (l *Lab) Host(name string) (*Host, error) {
+	for i := range l.Hosts {
+		if l.Hosts[i].Name == name {
+			return &l.Hosts[i], nil
+		}
+	}
+	return nil, fmt.Errorf("lab: no host %q (hosts: %s)", name, strings.Join(l.names(), ", "))
+}
+
+func (l *Lab) names() []string {
+	var n []string
+	for _, h := range l.Hosts {
+		n = append(n, h.Name)
+	}
+	return n
+}
+
+// Servers returns the server host names in order.
+func (l *Lab) Servers() []string {
+	var n []string
+	for _, h := range l.Hosts {
+		if h.Role == RoleServer {
+			n = append(n, h.Name)
+		}
+	}
+	return n
+}
+
+// ClientAddr returns the IP:PORT of host's etcd API, or "" for a node.
+func (l *Lab) ClientAddr(host string) string {
+	h, err := l.Host(host)
+	if err != nil {
+		return ""
+	}
+	return h.ClientAddr
+}
+
+// CertsDir returns the lab's certificate directory.
+func (l *Lab) CertsDir() string { return l.Certs }
+
+// Down removes the lab of dir: every process it started or that runs in
+// one of its namespaces, the namespaces, the root veth, and lab.json,
+// data, logs, certs and the kubeconfig (and dir itself if that empties
+// it). It finds everything from dir's name alone, so it works after the
+// process that ran Up crashed, and does nothing when nothing is left.
+func Down(dir string) error {
+	ctx := context.Background()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("lab: resolve %s: %w", dir, err)
+	}
+	id, err := labID(abs)
+	if err != nil {
+		return err
+	}
+	var hosts []Host
+	if l, err := Load(abs); err == nil {
+		hosts = l.Hosts
+	}
+	var errs []error
+	if err := teardown(ctx, id, hosts); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range []string{stateFile, stateFile + ".tmp", "data", "logs", "certs", "admin.kubeconfig"} {
+		if err := os.RemoveAll(filepath.Join(abs, name)); err != nil {
+			errs = append(errs, fmt.Errorf("lab: %w", err))
+		}
+	}
+	// Only an empty directory goes: Dir may be the user's own, holding
+	// other files.
+	if ents, err := os.ReadDir(abs); err == nil && len(ents) == 0 {
+		_ = os.Remove(abs)
+	}
+	return errors.Join(errs...)
+}
+
+// teardown kills the lab's processes and deletes its namespaces and root
+// veth. Processes in lab.json are killed by process group (they may have
+// children), those found in the namespaces one by one.
+func teardown(ctx context.Context, id string, hosts []Host) error {
+	var errs []error
+	for _, h := range hosts {
+		if h.PID > 0 && isOurServer(h.PID, h.DataDir) {
+			if err := killGroup(h.PID); err != nil {
+				errs = append(errs, fmt.Errorf("lab: kill %s (pid %d): %w", h.Name, h.PID, err))
+			}
+		}
+	}
+	nss, err := labNamespaces(ctx, id)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, ns := range nss {
+		out, err := ip(ctx, "", "netns", "pids", ns)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lab: list processes of %s: %w", ns, err))
+			continue
+		}
+		for _, f := range strings.Fields(out) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 1 {
+				continue
+			}
+			if err := killPID(pid); err != nil {
+				errs = append(errs, fmt.Errorf("lab: kill pid %d in %s: %w", pid, ns, err))
+			}
+		}
+	}
+	for _, ns := range nss {
+		if _, err := ip(ctx, "", "netns", "del", ns); err != nil {
+			errs = append(errs, fmt.Errorf("lab: %w", err))
+		}
+	}
+	// Deleting the underlay destroyed the root veth's peer and with it the
+	// root end; this catches a crash between creating the pair and moving
+	// its peer.
+	if linkExists(ctx, rootVeth(id)) {
+		if _, err := ip(ctx, "", "link", "del", rootVeth(id)); err != nil && linkExists(ctx, rootVeth(id)) {
+			errs = append(errs, fmt.Errorf("lab: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func linkExists(ctx context.Context, name string) bool {
+	_, err := ip(ctx, "", "link", "show", "dev", name)
+	return err == nil
+}
+
+// labNamespaces lists the namespaces named for lab id.
+func labNamespaces(ctx context.Context, id string) ([]string, error) {
+	out, err := ip(ctx, "", "netns", "list")
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	var nss []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasPrefix(f[0], nsPrefix(id)) {
+			nss = append(nss, f[0])
+		}
+	}
+	slices.Sort(nss)
+	return nss, nil
+}
+
+// tailLog returns the end of a log file for error messages.
+func tailLog(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		_, _ = f.Seek(-n, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}

@@ -1,0 +1,147 @@
+package lab
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/pki"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Raft roles reported by Status.
+const (
+	RaftLeader      = "leader"
+	RaftFollower    = "follower"
+	RaftNoLeader    = "no-leader" // answering, but knows of no leader
+	RaftUnreachable = "unreachable"
+)
+
+// statusTimeout bounds one Status call: a paused or partitioned server
+// must not stall a report about the others.
+const statusTimeout = time.Second
+
+// HostStatus is one line of Status.
+type HostStatus struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Address string `json:"address"`
+	// State is running, paused or stopped for servers. Nodes run nothing
+	// yet: running means their namespace exists.
+	State string `json:"state"`
+	// Raft is the server's own view (leader, follower, no-leader,
+	// unreachable); empty for nodes.
+	Raft string `json:"raft,omitempty"`
+	// Term is the Raft term the server reported, 0 if unreachable.
+	Term uint64 `json:"term,omitempty"`
+}
+
+// Status reports every host, asking each server for its Raft status over
+// the client port from the root namespace.
+func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
+	tlsCfg, err := pki.ClientTLS(l.Certs)
+	if err != nil {
+		return nil, fmt.Errorf("lab: status: %w", err)
+	}
+	nss, err := labNamespaces(ctx, l.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HostStatus, len(l.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range l.Hosts {
+		out[i] = HostStatus{Name: h.Name, Role: h.Role, Address: h.Address, State: StateStopped}
+		if h.Role != RoleServer {
+			for _, ns := range nss {
+				if ns == h.Netns {
+					out[i].State = StateRunning
+				}
+			}
+			continue
+		}
+		out[i].State = stateOf(h.PID, h.DataDir)
+		out[i].Raft = RaftUnreachable
+		if out[i].State != StateRunning {
+			continue
+		}
+		// Each client gets its own TLS config: grpc adjusts the one it is
+		// handed.
+		wg.Go(func() {
+			role, term, err := raftStatus(ctx, tlsCfg.Clone(), h.ClientAddr)
+			if err != nil {
+				l.log.Debug("status", "host", h.Name, "err", err)
+				return
+			}
+			out[i].Raft, out[i].Term = role, term
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// Leader returns the server that leads. A server cut off from the others
+// may still believe it leads for a moment after the rest elected a new
+// leader; the claim with the highest term is the current one.
+func (l *Lab) Leader(ctx context.Context) (string, error) {
+	st, err := l.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	var best string
+	var term uint64
+	for _, s := range st {
+		if s.Raft == RaftLeader && (best == "" || s.Term > term) {
+			best, term = s.Name, s.Term
+		}
+	}
+	if best == "" {
+		return "", errors.New("lab: no server reports itself leader")
+	}
+	return best, nil
+}
+
+// waitLeader polls Leader until one is elected or ctx ends.
+func (l *Lab) waitLeader(ctx context.Context) (string, error) {
+	for {
+		leader, err := l.Leader(ctx)
+		if err == nil {
+			return leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func raftStatus(ctx context.Context, tlsCfg *tls.Config, addr string) (string, uint64, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"https://" + addr},
+		TLS:         tlsCfg,
+		DialTimeout: statusTimeout,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("client for %s: %w", addr, err)
+	}
+	defer cli.Close()
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	resp, err := cli.Status(sctx, "https://"+addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("status of %s: %w", addr, err)
+	}
+	switch {
+	case resp.Leader == 0:
+		return RaftNoLeader, resp.RaftTerm, nil
+	case resp.Header != nil && resp.Leader == resp.Header.MemberId:
+		return RaftLeader, resp.RaftTerm, nil
+	default:
+		return RaftFollower, resp.RaftTerm, nil
+	}
+}

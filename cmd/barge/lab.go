@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/barge-dev/barge/chaos/lab"
+	"github.com/spf13/cobra"
+)
+
+// labStatusTimeout bounds `barge lab status`; each server gets a second,
+// and they are asked in parallel.
+const labStatusTimeout = 10 * time.Second
+
+func newLabCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a multi-host cluster on this machine in network namespaces (root, Linux)",
+		Long: `Build a cluster of "hosts" on one Linux machine, each host a network
+namespace joined to a private bridge, and break it on purpose: kill, pause,
+partition. Addresses come from 198.18.0.0/15 (the benchmarking range) and
+never leave the machine; the root namespace gets one veth (.254 of the
+lab's /24) and only that /24's on-link route, so barge, etcdctl and kubectl
+on this machine reach every host directly.
+
+Everything lives in --dir (default $BARGE_LAB_DIR, else ./lab): lab.json,
+certs/, data/, logs/ and admin.kubeconfig. Kernel objects are named from a
+hash of that directory, so 'barge lab down' cleans up even after a crash,
+and labs in different directories run side by side.`,
+		Example: `  sudo barge lab up --servers 3 --dir /tmp/lab
+  sudo barge lab status --dir /tmp/lab
+  etcdctl --endpoints $(jq -r '.endpoints|join(",")' /tmp/lab/lab.json) \
+    --cacert /tmp/lab/certs/ca.crt --cert /tmp/lab/certs/admin.crt --key /tmp/lab/certs/admin.key get / --prefix
+  sudo barge lab partition --dir /tmp/lab s1
+  sudo barge lab heal --dir /tmp/lab
+  sudo barge lab down --dir /tmp/lab`,
+	}
+	cmd.AddCommand(
+		newLabUpCmd(),
+		newLabDownCmd(),
+		newLabStatusCmd(),
+		newLabExecCmd(),
+		newLabHostCmd("kill", "Crash a server with SIGKILL (its whole process group)",
+			"The server dies at once, without a graceful leadership hand-over; its data\ndirectory stays, so 'barge lab start' brings it back as the same member.",
+			(*lab.Lab).Kill),
+		newLabHostCmd("start", "Restart a killed server with its original flags and data",
+			"Start the server again in its namespace with the flags it was first started\nwith. It rejoins the cluster from its data directory.",
+			(*lab.Lab).Start),
+		newLabHostCmd("pause", "Freeze a server with SIGSTOP",
+			"The process stops but keeps its sockets: peers and clients see a server that\naccepts connections and never answers, like a long GC pause or a hung VM.",
+			(*lab.Lab).Pause),
+		newLabHostCmd("resume", "Continue a paused server with SIGCONT", "Continue a server frozen by 'barge lab pause'.", (*lab.Lab).Resume),
+		newLabPartitionCmd(),
+		newLabHealCmd(),
+	)
+	return cmd
+}
+
+func labDirFlag(cmd *cobra.Command, dir *string) {
+	def := os.Getenv("BARGE_LAB_DIR")
+	if def == "" {
+		def = "./lab"
+	}
+	cmd.Flags().StringVar(dir, "dir", def, "lab directory; $BARGE_LAB_DIR sets the default")
+}
+
+func labLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func loadLab(dir string) (*lab.Lab, error) {
+	l, err := lab.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	l.SetLogger(labLogger())
+	return l, nil
+}
+
+func newLabUpCmd() *cobra.Command {
+	var (
+		dir     string
+		servers int
+		nodes   int
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create the namespaces, certificates and servers, and wait for a leader",
+		Long: `Create the lab: an underlay namespace with a bridge, one namespace per host,
+a fresh CA and certificates in DIR/certs, and one 'barge server' per server
+host, started in the background (logs in DIR/logs). The command returns
+once the servers have elected a leader (at most 30 s) and leaves them
+running; 'barge lab down' removes everything.
+
+If up fails, the namespaces and processes it made are removed again but
+DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
+		Example: `  sudo barge lab up --servers 3 --dir /tmp/lab
+  sudo BARGE_LAB_DIR=/tmp/lab5 barge lab up --servers 5 --nodes 2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the barge binary: %w", err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Barge: self, Logger: labLogger()})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "lab %s up in %s (subnet %s)\n", l.ID, l.Dir, l.Subnet)
+			fmt.Fprintf(w, "endpoints:  %s\n", strings.Join(l.Endpoints, ","))
+			fmt.Fprintf(w, "certs:      %s\n", l.Certs)
+			fmt.Fprintf(w, "kubeconfig: %s\n", l.Kubeconfig)
+			return nil
+		},
+	}
+	labDirFlag(cmd, &dir)
+	cmd.Flags().IntVar(&servers, "servers", 3, "store servers: 1, 3 or 5")
+	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker node namespaces (0 to 100)")
+	return cmd
+}
+
+func newLabDownCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove the lab: processes, namespaces, veth, and its files in --dir",
+		Long: `Kill every server of the lab and every process in its namespaces, delete
+the namespaces and the root veth, and remove lab.json, certs/, data/, logs/
+and admin.kubeconfig from DIR (and DIR itself if that leaves it empty).
+Works without lab.json (after a crash) and when nothing is left to remove.`,
+		Example: `  sudo barge lab down --dir /tmp/lab`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return lab.Down(dir)
+		},
+	}
+	labDirFlag(cmd, &dir)
+	return cmd
+}
+
+func newLabStatusCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every host: role, address, process state and Raft role",
+		Long: `Print one row per host. STATE is running, paused (SIGSTOP) or stopped
+(killed); RAFT is the server's own answer to a Status call from this
+machine: leader, follower, no-leader, or unreachable (stopped, paused, or
+not answering within a second).`,
+		Example: `  sudo barge lab status --dir /tmp/lab`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), labStatusTimeout)
+			defer cancel()
+			st, err := l.Status(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tRAFT")
+			for _, s := range st {
+				raft := s.Raft
+				if raft == "" {
+					raft = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, raft)
+			}
+			tw.Flush()
+			if leader, err := l.Leader(ctx); err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s\n", leader)
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "leader: none")
+			}
+			return nil
+		},
+	}
+	labDirFlag(cmd, &dir)
+	return cmd
+}
+
+func newLabExecCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "exec HOST -- COMMAND [ARG...]",
+		Short: "Run a command inside a host's network namespace",
+		Long: `Run COMMAND in HOST's network namespace with this terminal's stdin, stdout
+and stderr. The command sees the host's eth0 and address, and the other
+hosts on the lab bridge.`,
+		Example: `  sudo barge lab exec --dir /tmp/lab s1 -- ip addr show eth0
+  sudo barge lab exec --dir /tmp/lab s2 -- nft list ruleset`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash != 1 {
+				return errors.New("usage: barge lab exec HOST -- COMMAND [ARG...]")
+			}
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			if _, err := l.Host(args[0]); err != nil {
+				return err
+			}
+			c := l.Exec(cmd.Context(), args[0], args[1:])
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("exec in %s: %s: %w", args[0], strings.Join(args[1:], " "), err)
+			}
+			return nil
+		},
+	}
+	labDirFlag(cmd, &dir)
+	return cmd
+}
+
+func newLabHostCmd(use, short, long string, act func(*lab.Lab, string) error) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:     use + " HOST",
+		Short:   short,
+		Long:    long,
+		Example: fmt.Sprintf("  sudo barge lab %s --dir /tmp/lab s2", use),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			return act(l, args[0])
+		},
+	}
+	labDirFlag(cmd, &dir)
+	return cmd
+}
+
+func newLabPartitionCmd() *cobra.Command {
+	var (
+		dir    string
+		from   string
+		oneWay bool
+	)
+	cmd := &cobra.Command{
+		Use:   "partition HOSTS",
+		Short: "Cut hosts off from other hosts with nftables drops",
+		Long: `Drop traffic between HOSTS (comma-separated) and --from (default: every other
+host), with an nftables table 'inet barge' in each affected host's
+namespace. --one-way drops only what --from sends to HOSTS, so HOSTS can
+still send. Partitions add up until 'barge lab heal'.
+
+This machine (the root namespace, address .254) is never cut off: clients
+and 'barge lab status' still reach a partitioned host.`,
+		Example: `  sudo barge lab partition --dir /tmp/lab s1
+  sudo barge lab partition --dir /tmp/lab s1,s2 --from s3,s4,s5
+  sudo barge lab partition --dir /tmp/lab s1 --from s2 --one-way`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			return l.Partition(splitHosts(args[0]), splitHosts(from), oneWay)
+		},
+	}
+	labDirFlag(cmd, &dir)
+	cmd.Flags().StringVar(&from, "from", "", "comma-separated hosts to cut HOSTS off from (default: all others)")
+	cmd.Flags().BoolVar(&oneWay, "one-way", false, "drop only packets from --from to HOSTS")
+	return cmd
+}
+
+func splitHosts(s string) []string {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func newLabHealCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:     "heal",
+		Short:   "Remove every partition",
+		Long:    "Delete the 'inet barge' nftables table in every host of the lab.",
+		Example: "  sudo barge lab heal --dir /tmp/lab",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			return l.Heal()
+		},
+	}
+	labDirFlag(cmd, &dir)
+	return cmd
+}
