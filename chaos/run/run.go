@@ -56,8 +56,8 @@ type runner struct {
 	hist    *check.History
 	tlsDir  string
 	mu      sync.Mutex
-	writes  []span // successful writes: call and return offsets
-	leases  []check.Op      // acknowledged lease-attached puts
+	writes  []span     // successful writes: call and return offsets
+	leases  []check.Op // acknowledged lease-attached puts
 	faults  []FaultReport
 	watches []*watcher
 }
