@@ -299,11 +299,8 @@ func cmpInt(a, b int64) int {
 func (a *applier) compact(c *pb.CompactionRequest) applyResult {
 	err := a.store.Compact(c.Revision)
 	rev := a.store.Rev()
-	switch {
-	case errors.Is(err, mvcc.ErrCompacted):
-		return applyResult{rev: rev, err: rpctypes.ErrGRPCCompacted}
-	case errors.Is(err, mvcc.ErrFutureRev):
-		return applyResult{rev: rev, err: rpctypes.ErrGRPCFutureRev}
+	if err != nil {
+		return applyResult{rev: rev, err: mvccError(err)}
 	}
 	return applyResult{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: rev}}, rev: rev}
 }
@@ -348,13 +345,8 @@ func execRange(r interface {
 		opts.Limit = rr.Limit
 	}
 	res, err := r.Range(rr.Key, rr.RangeEnd, opts)
-	switch {
-	case errors.Is(err, mvcc.ErrCompacted):
-		return nil, rpctypes.ErrGRPCCompacted
-	case errors.Is(err, mvcc.ErrFutureRev):
-		return nil, rpctypes.ErrGRPCFutureRev
-	case err != nil:
-		return nil, err
+	if err != nil {
+		return nil, mvccError(err)
 	}
 	kvs := res.KVs
 	count := res.Count
@@ -377,4 +369,15 @@ func execRange(r interface {
 	}
 	resp.Kvs = kvs
 	return resp, nil
+}
+
+// mvccError maps store errors to the etcd errors clients know.
+func mvccError(err error) error {
+	switch {
+	case errors.Is(err, mvcc.ErrCompacted):
+		return rpctypes.ErrGRPCCompacted
+	case errors.Is(err, mvcc.ErrFutureRev):
+		return rpctypes.ErrGRPCFutureRev
+	}
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/barge-dev/barge/raftstore/lease"
 	"github.com/barge-dev/barge/raftstore/peer"
@@ -30,10 +29,9 @@ func (s *Server) Header() *pb.ResponseHeader {
 	}
 }
 
-func (s *Server) currentTerm() uint64 {
-	t, _ := strconv.ParseUint(s.raft.Stats()["term"], 10, 64)
-	return t
-}
+// currentTerm is on every response header, so it must be cheap:
+// raft.CurrentTerm reads one atomic, where Stats builds a whole map.
+func (s *Server) currentTerm() uint64 { return s.raft.CurrentTerm() }
 
 // stamp fills the identity part of a header the FSM left partial.
 func (s *Server) stamp(h *pb.ResponseHeader) *pb.ResponseHeader {

@@ -171,12 +171,7 @@ func (f *fsm) install(st *loadedState) {
 		f.lessor.Attach(id, key)
 	}
 	f.members.replace(st.members)
-	f.mu.Lock()
-	if st.meta.RaftIndex > f.applied {
-		f.applied = st.meta.RaftIndex
-	}
-	f.mu.Unlock()
-	f.markApplied(0)
+	f.markApplied(st.meta.RaftIndex)
 	f.hub.Reset()
 	f.restores.Add(1)
 }
@@ -228,22 +223,17 @@ func loadSnapshot(r io.Reader) (*loadedState, error) {
 		}
 	}
 	flushLast()
+	granted := make(map[int64]bool, len(st.leases))
+	for _, l := range st.leases {
+		granted[l.ID] = true
+	}
 	for key, id := range st.attached {
-		if !containsLease(st.leases, id) {
+		if !granted[id] {
 			return nil, fmt.Errorf("snapshot key %q is attached to lease %x, which the snapshot does not hold", key, id)
 		}
 	}
 	st.store = loader.Finish()
 	return st, nil
-}
-
-func containsLease(ls []snapfile.Lease, id int64) bool {
-	for _, l := range ls {
-		if l.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 type fsmSnapshot struct {

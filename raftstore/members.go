@@ -2,13 +2,11 @@ package raftstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"time"
 
-	"github.com/barge-dev/barge/raftstore/mvcc"
 	"github.com/barge-dev/barge/raftstore/peer"
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -19,16 +17,6 @@ import (
 )
 
 const membershipTimeout = 10 * time.Second
-
-func mvccError(err error) error {
-	switch {
-	case errors.Is(err, mvcc.ErrCompacted):
-		return rpctypes.ErrGRPCCompacted
-	case errors.Is(err, mvcc.ErrFutureRev):
-		return rpctypes.ErrGRPCFutureRev
-	}
-	return err
-}
 
 // members lists the cluster from the Raft configuration (who votes, at
 // which address) joined with the replicated attributes (name, client URL).

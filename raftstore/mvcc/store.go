@@ -62,7 +62,6 @@ type Stats struct {
 	Revision        int64
 	CompactRevision int64
 	LiveKeys        int64
-	Versions        int64 // stored key versions, tombstones included
 	SizeBytes       int64 // approximate bytes of keys and values held
 }
 
@@ -75,11 +74,10 @@ func (s *Store) Stats() Stats {
 
 // RangeOptions select what a Range returns.
 type RangeOptions struct {
-	Rev        int64 // 0 means current
-	Limit      int64 // 0 means unlimited
-	KeysOnly   bool
-	CountOnly  bool
-	SortKeyAsc bool // results are always key-ordered; kept for clarity at call sites
+	Rev       int64 // 0 means current
+	Limit     int64 // 0 means unlimited
+	KeysOnly  bool
+	CountOnly bool
 }
 
 // RangeResult is the outcome of a Range.

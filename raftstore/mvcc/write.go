@@ -31,10 +31,7 @@ func (w *Write) Rev() int64 {
 
 // Range reads inside the transaction, seeing its own earlier changes.
 func (w *Write) Range(key, end []byte, opts RangeOptions) (*RangeResult, error) {
-	rev := w.rev - 1
-	if len(w.events) > 0 {
-		rev = w.rev
-	}
+	rev := w.Rev()
 	if opts.Rev == 0 {
 		opts.Rev = rev
 	}
