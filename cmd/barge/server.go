@@ -10,8 +10,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/barge-dev/barge/control/apiserver"
+	"github.com/barge-dev/barge/control/plane"
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 func newServerCmd() *cobra.Command {
@@ -20,6 +23,7 @@ func newServerCmd() *cobra.Command {
 		initialCluster string
 		join           []string
 		apiAddr        string
+		tokenFile      string
 		compaction     string
 		retention      string
 		logLevel       string
@@ -27,11 +31,13 @@ func newServerCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run a store peer (Raft member serving the etcd v3 API)",
+		Short: "Run a server: a store peer (etcd v3 API) and the Kubernetes API server",
 		Long: `Run one peer of the barge control plane: a member of the Raft group that
 holds all cluster state and serves it over the etcd v3 gRPC API (TLS,
 client certificates required) on --client-addr. Peers talk Raft to each
-other over mutual TLS on --peer-addr.
+other over mutual TLS on --peer-addr. With --api-addr the peer also serves
+the Kubernetes API over TLS (kubectl works with admin.kubeconfig), and runs
+the controllers while it is the Raft leader.
 
 On first start, give --initial-cluster (the same list on every peer) to
 bootstrap a new cluster, or --join with a client URL of a running cluster
@@ -60,20 +66,37 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 			if err := parseRetention(&cfg, retention); err != nil {
 				return err
 			}
-			if apiAddr != "" {
-				// The Kubernetes API server on this port arrives with the
-				// control plane; the flag is accepted now so deployment
-				// scripts stay stable.
-				logger.Info("API address reserved", "api", apiAddr)
-			}
 			srv, err := raftstore.Start(cfg)
 			if err != nil {
 				return err
+			}
+			var cp *plane.Plane
+			if apiAddr != "" {
+				// The API server's own log lines go through our logger.
+				klog.SetSlogLogger(logger.With("component", "apiserver"))
+				cp, err = plane.Start(apiserver.Config{
+					Addr:           apiAddr,
+					CertsDir:       cfg.CertsDir,
+					StoreEndpoints: []string{"https://" + srv.ClientAddr()},
+					TokenFile:      tokenFile,
+					BargeVersion:   raftstore.Version,
+					Logger:         logger.With("component", "control"),
+				}, srv)
+				if err != nil {
+					srv.Stop()
+					return err
+				}
+				logger.Info("API server listening", "api", cp.Addr())
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 			got := <-sig
 			logger.Info("stopping", "signal", got.String())
+			if cp != nil {
+				if err := cp.Stop(); err != nil {
+					logger.Warn("API server", "err", err)
+				}
+			}
 			srv.Stop()
 			return nil
 		},
@@ -84,7 +107,8 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 	f.StringVar(&cfg.CertsDir, "certs", "", "certificate directory from `barge certs init` (required)")
 	f.StringVar(&cfg.PeerAddr, "peer-addr", "", "IP:PORT for Raft traffic between peers (required)")
 	f.StringVar(&cfg.ClientAddr, "client-addr", "", "IP:PORT for the etcd v3 gRPC API (required)")
-	f.StringVar(&apiAddr, "api-addr", "", "IP:PORT for the Kubernetes API")
+	f.StringVar(&apiAddr, "api-addr", "", "IP:PORT for the Kubernetes API (HTTPS; off when empty)")
+	f.StringVar(&tokenFile, "token-auth-file", "", "static bearer tokens for the Kubernetes API, CSV: token,user,uid,\"group1,group2\"")
 	f.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "peer address other peers dial (default --peer-addr)")
 	f.StringVar(&cfg.AdvertiseClientAddr, "advertise-client-addr", "", "client address published to clients (default --client-addr)")
 	f.StringVar(&initialCluster, "initial-cluster", "", "bootstrap membership: NAME=IP:PORT,... (peer addresses)")

@@ -120,6 +120,10 @@ func InitDir(dir string, opts InitOptions) error {
 	if err != nil {
 		return err
 	}
+	saKey, err := newServiceAccountKey()
+	if err != nil {
+		return err
+	}
 	kubeconfig := Kubeconfig("https://"+net.JoinHostPort(apiHost, strconv.Itoa(port)), ca.CertPEM, admin.CertPEM, admin.KeyPEM, AdminUser)
 
 	// ca.key goes last: it is what marks the directory as initialised, so
@@ -137,6 +141,7 @@ func InitDir(dir string, opts InitOptions) error {
 		{AdminCertFile, admin.CertPEM, 0o644},
 		{AdminKeyFile, admin.KeyPEM, 0o600},
 		{AdminKubeconfig, kubeconfig, 0o600},
+		{ServiceAccountKeyFile, saKey, 0o600},
 		{CAKeyFile, caKey, 0o600},
 	}
 	for _, f := range files {

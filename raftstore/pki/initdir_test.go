@@ -116,7 +116,7 @@ func TestInitDirFiles(t *testing.T) {
 		{ServerCertFile, 0o644}, {ServerKeyFile, 0o600},
 		{PeerCertFile, 0o644}, {PeerKeyFile, 0o600},
 		{AdminCertFile, 0o644}, {AdminKeyFile, 0o600},
-		{AdminKubeconfig, 0o600},
+		{AdminKubeconfig, 0o600}, {ServiceAccountKeyFile, 0o600},
 	} {
 		fi, err := os.Stat(filepath.Join(dir, tc.name))
 		if err != nil {
@@ -131,12 +131,15 @@ func TestInitDirFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 9 {
+	if len(entries) != 10 {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("directory holds %v, want exactly the 9 files (no temporaries)", names)
+		t.Errorf("directory holds %v, want exactly the 10 files (no temporaries)", names)
+	}
+	if _, err := LoadServiceAccountKey(dir); err != nil {
+		t.Errorf("service account key: %v", err)
 	}
 }
 

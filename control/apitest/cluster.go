@@ -1,0 +1,195 @@
+package apitest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/barge-dev/barge/control/apiserver"
+	"github.com/barge-dev/barge/control/plane"
+	"github.com/barge-dev/barge/raftstore/pki"
+	"github.com/barge-dev/barge/raftstore/storetest"
+)
+
+// Cluster is a store cluster with an API server on every peer.
+type Cluster struct {
+	t      testing.TB
+	Store  *storetest.Cluster
+	Planes []*plane.Plane
+	addrs  []string
+	// TokenFile is the static token file every API server reads.
+	TokenFile string
+}
+
+// Options adjust the harness.
+type Options struct {
+	// Tokens are static bearer tokens: token → "user,uid,group1|group2".
+	Tokens map[string]string
+}
+
+// New starts n peers and their API servers and waits until every API
+// server is ready.
+func New(t testing.TB, n int, opts ...Options) *Cluster {
+	t.Helper()
+	// The Kubernetes libraries log through klog (and gRPC through it);
+	// test output keeps only what the test itself says.
+	klog.SetLogger(logr.Discard())
+	c := &Cluster{t: t, Store: storetest.NewCluster(t, n)}
+	c.TokenFile = filepath.Join(c.Store.Dir, "tokens.csv")
+	var lines string
+	for _, o := range opts {
+		for token, rest := range o.Tokens {
+			lines += token + "," + rest + "\n"
+		}
+	}
+	if err := os.WriteFile(c.TokenFile, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Planes = make([]*plane.Plane, n)
+	c.addrs = make([]string, n)
+	for i := range n {
+		c.StartAPI(i)
+	}
+	t.Cleanup(c.Close)
+	for i := range n {
+		c.WaitReady(i)
+	}
+	return c
+}
+
+// StartAPI starts (or restarts, on the same address) API server i.
+func (c *Cluster) StartAPI(i int) {
+	c.t.Helper()
+	m := c.Store.Members[i]
+	if m.Server == nil {
+		c.t.Fatalf("API server %d: its store peer is down", i)
+	}
+	addr := c.addrs[i]
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.t.Fatalf("API server %d: listen: %v", i, err)
+	}
+	p, err := plane.Start(apiserver.Config{
+		Listener:       ln,
+		CertsDir:       c.Store.CertsDir,
+		StoreEndpoints: []string{"https://" + m.ClientAddr},
+		TokenFile:      c.TokenFile,
+		BargeVersion:   "test",
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, m.Server)
+	if err != nil {
+		c.t.Fatalf("API server %d: %v", i, err)
+	}
+	c.Planes[i] = p
+	c.addrs[i] = p.Addr()
+}
+
+// StopAPI stops API server i.
+func (c *Cluster) StopAPI(i int) {
+	if p := c.Planes[i]; p != nil {
+		_ = p.Stop()
+		c.Planes[i] = nil
+	}
+}
+
+// Close stops every API server, then the store.
+func (c *Cluster) Close() {
+	for i := range c.Planes {
+		c.StopAPI(i)
+	}
+}
+
+// Addr is API server i's address.
+func (c *Cluster) Addr(i int) string { return c.addrs[i] }
+
+// WaitReady waits until API server i answers /readyz with ok.
+func (c *Cluster) WaitReady(i int) {
+	c.t.Helper()
+	client := c.Client(i)
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		cancel()
+		if err == nil && string(body) == "ok" {
+			return
+		}
+		last = fmt.Errorf("%v: %s", err, body)
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("API server %d not ready: %v", i, last)
+}
+
+// Config is a client configuration for API server i as the admin
+// (system:masters).
+func (c *Cluster) Config(i int) *rest.Config {
+	return c.certConfig(i, filepath.Join(c.Store.CertsDir, pki.AdminCertFile), filepath.Join(c.Store.CertsDir, pki.AdminKeyFile))
+}
+
+// UserConfig issues a client certificate for user in groups and returns a
+// configuration for API server i that uses it.
+func (c *Cluster) UserConfig(i int, user string, groups ...string) *rest.Config {
+	c.t.Helper()
+	ca, err := pki.LoadCA(c.Store.CertsDir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	leaf, err := ca.IssueClient(user, groups, time.Hour)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg := c.certConfig(i, "", "")
+	cfg.CertData, cfg.KeyData = leaf.CertPEM, leaf.KeyPEM
+	return cfg
+}
+
+// TokenConfig is a configuration for API server i with a bearer token.
+func (c *Cluster) TokenConfig(i int, token string) *rest.Config {
+	cfg := c.certConfig(i, "", "")
+	cfg.BearerToken = token
+	return cfg
+}
+
+func (c *Cluster) certConfig(i int, cert, key string) *rest.Config {
+	return &rest.Config{
+		Host: "https://" + c.addrs[i],
+		TLSClientConfig: rest.TLSClientConfig{
+			CAFile:   filepath.Join(c.Store.CertsDir, pki.CACertFile),
+			CertFile: cert,
+			KeyFile:  key,
+		},
+		QPS: 1000, Burst: 1000,
+	}
+}
+
+// Client is an admin clientset for API server i.
+func (c *Cluster) Client(i int) kubernetes.Interface {
+	c.t.Helper()
+	cs, err := kubernetes.NewForConfig(c.Config(i))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cs
+}
+
+// Ctx returns a context bounded for one test step.
+func (c *Cluster) Ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	c.t.Cleanup(cancel)
+	return ctx
+}

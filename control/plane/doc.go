@@ -1,0 +1,8 @@
+// Package plane runs the control plane of one barge server above its store
+// peer: the API server on every peer, and the leader-only controllers on
+// whichever peer currently leads the Raft group.
+//
+// It may import the other control packages and k8s.io/*; the store is
+// reached only through the etcd v3 endpoint and the leader.Leadership
+// interface.
+package plane
