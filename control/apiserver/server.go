@@ -110,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 	if err := generic.InstallAPIGroups(reg.Groups[1:]...); err != nil {
 		return nil, fmt.Errorf("apiserver: install API groups: %w", err)
 	}
+	installCRDList(generic)
 	if err := s.addHooks(generic, client); err != nil {
 		return nil, err
 	}
