@@ -333,6 +333,10 @@ func (s *Server) ClusterID() uint64 { return s.id.ClusterID }
 // IsLeader reports whether this peer currently leads.
 func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// Watchers is the number of watches open on this peer; the API server's
+// watch cache keeps it at one per resource however many clients watch.
+func (s *Server) Watchers() int { return s.fsm.hub.Watchers() }
+
 // SnapshotsInstalled counts snapshots this peer has installed from a
 // leader or a restore since it started.
 func (s *Server) SnapshotsInstalled() int64 { return s.fsm.restores.Load() }

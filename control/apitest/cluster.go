@@ -43,8 +43,11 @@ type Options struct {
 func New(t testing.TB, n int, opts ...Options) *Cluster {
 	t.Helper()
 	// The Kubernetes libraries log through klog (and gRPC through it);
-	// test output keeps only what the test itself says.
-	klog.SetLogger(logr.Discard())
+	// test output keeps only what the test itself says unless
+	// BARGE_TEST_KLOG is set.
+	if os.Getenv("BARGE_TEST_KLOG") == "" {
+		klog.SetLogger(logr.Discard())
+	}
 	c := &Cluster{t: t, Store: storetest.NewCluster(t, n)}
 	c.TokenFile = filepath.Join(c.Store.Dir, "tokens.csv")
 	var lines string

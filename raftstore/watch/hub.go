@@ -398,3 +398,10 @@ func (h *Hub) catchUp(w *Watcher) {
 		h.wake()
 	}
 }
+
+// Watchers counts the open watchers, synced or catching up.
+func (h *Hub) Watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.synced) + len(h.unsynced)
+}
