@@ -3,12 +3,15 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/barge-dev/barge/raftstore/peer"
 	"github.com/hashicorp/raft"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -63,6 +66,7 @@ func withLeader[T any](ctx context.Context, s *Server, local func(context.Contex
 				return zero, cerr
 			}
 			out, err = remote(ctx, cli)
+			err = forwardError(err)
 		}
 		if !retryable(err) {
 			return out, err
@@ -89,6 +93,26 @@ func retryable(err error) bool {
 		return true
 	}
 	return rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCNotLeader)
+}
+
+// forwardError classifies a failure to reach the leader. A request that
+// never left this peer (the leader's port refused the connection, as when
+// it was just killed) becomes "not leader", so it is retried once a new
+// leader is known. A connection lost after sending leaves the outcome
+// unknown, which etcd reports as "leader changed"; clients see that
+// instead of a raw transport error.
+func forwardError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	if _, known := rpctypes.Error(err).(rpctypes.EtcdError); known {
+		return err // the leader answered with an etcd error of its own
+	}
+	if strings.Contains(st.Message(), "Error while dialing") {
+		return rpctypes.ErrGRPCNotLeader
+	}
+	return rpctypes.ErrGRPCLeaderChanged
 }
 
 // applyLocal appends req on this peer, which must lead, and waits for it

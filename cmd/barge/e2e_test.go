@@ -66,6 +66,7 @@ type proc struct {
 	name   string
 	cmd    *exec.Cmd
 	client string
+	api    string // Kubernetes API address; empty unless withAPIServers
 	log    *bytes.Buffer
 }
 
@@ -74,12 +75,25 @@ type processCluster struct {
 	dir   string
 	certs string
 	procs []*proc
+	api   bool
 }
 
-func startProcessCluster(t *testing.T, n int) *processCluster {
+// processOption adjusts a cluster before its processes start.
+type processOption func(*processCluster)
+
+// withAPIServers makes every peer also serve the Kubernetes API
+// (--api-addr on a free loopback port, kept in proc.api).
+func withAPIServers() processOption {
+	return func(pc *processCluster) { pc.api = true }
+}
+
+func startProcessCluster(t *testing.T, n int, opts ...processOption) *processCluster {
 	t.Helper()
 	dir := t.TempDir()
 	pc := &processCluster{t: t, dir: dir, certs: filepath.Join(dir, "certs")}
+	for _, o := range opts {
+		o(pc)
+	}
 	mustRun(t, bargeBin, "certs", "init", "--dir", pc.certs, "--hosts", "127.0.0.1")
 	var initial []string
 	peers := make([]string, n)
@@ -89,10 +103,15 @@ func startProcessCluster(t *testing.T, n int) *processCluster {
 	}
 	for i := 0; i < n; i++ {
 		p := &proc{name: fmt.Sprintf("s%d", i+1), client: freePort(t), log: &bytes.Buffer{}}
-		p.cmd = exec.Command(bargeBin, "server", "--name", p.name,
+		args := []string{"server", "--name", p.name,
 			"--data-dir", filepath.Join(dir, p.name), "--certs", pc.certs,
 			"--peer-addr", peers[i], "--client-addr", p.client,
-			"--initial-cluster", strings.Join(initial, ","))
+			"--initial-cluster", strings.Join(initial, ",")}
+		if pc.api {
+			p.api = freePort(t)
+			args = append(args, "--api-addr", p.api)
+		}
+		p.cmd = exec.Command(bargeBin, args...)
 		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,9 @@ const (
 	// and reports at /version; it sits in the middle of the kubectl
 	// versions barge is tested with so none of them warns about skew.
 	KubernetesVersion = "v1.32.0"
+	// MaxRequestBytes is the largest request body accepted: etcd's and the
+	// store's 1.5 MiB request limit.
+	MaxRequestBytes = 3 * 1024 * 1024 / 2
 )
 
 // Config configures one API server.

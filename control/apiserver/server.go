@@ -81,9 +81,10 @@ func New(cfg Config) (*Server, error) {
 	gc.OpenAPIConfig.Info.Title = "Kubernetes"
 	gc.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
 	gc.OpenAPIV3Config.Info.Title = "Kubernetes"
-	// Requests are capped at the store's own limit, as Kubernetes caps them
-	// at etcd's.
-	gc.MaxRequestBodyBytes = 3 * 1024 * 1024
+	// Request bodies are capped at the store's own request limit, so an
+	// object that passes here also fits in one store write and a too-large
+	// one gets a 413 naming the limit rather than a store error.
+	gc.MaxRequestBodyBytes = MaxRequestBytes
 
 	generic, err := gc.Complete().New("barge-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
@@ -174,8 +175,9 @@ func applyStorage(gc *genericapiserver.RecommendedConfig, cfg Config, sch *runti
 	return nil
 }
 
-// applyAdmission installs namespace lifecycle admission: objects cannot
-// be created in a namespace that does not exist or is terminating.
+// applyAdmission installs namespace lifecycle admission (objects cannot
+// be created in a namespace that does not exist or is terminating) and
+// the pod defaults Kubernetes' admission plugins add.
 func applyAdmission(gc *genericapiserver.RecommendedConfig, client kubernetes.Interface, inf informers.SharedInformerFactory) error {
 	nsLifecycle, err := lifecycle.NewLifecycle(sets.New("default", "kube-system", "kube-public"))
 	if err != nil {
@@ -186,6 +188,6 @@ func applyAdmission(gc *genericapiserver.RecommendedConfig, client kubernetes.In
 	if err := nsLifecycle.ValidateInitialization(); err != nil {
 		return fmt.Errorf("apiserver: admission: %w", err)
 	}
-	gc.AdmissionControl = admission.NewChainHandler(nsLifecycle)
+	gc.AdmissionControl = admission.NewChainHandler(nsLifecycle, newPodDefaults())
 	return nil
 }

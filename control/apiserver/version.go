@@ -32,8 +32,11 @@ func (v *reportedVersion) Info() *apimachineryversion.Info {
 	parts := strings.SplitN(k8s, ".", 3)
 	if len(parts) >= 2 {
 		info.Major, info.Minor = parts[0], parts[1]
-		info.EmulationMajor, info.EmulationMinor = parts[0], parts[1]
 	}
+	// A 1.32 server does not send emulation or compatibility versions, and
+	// the library's own (its 1.37 build) would contradict the version above.
+	info.EmulationMajor, info.EmulationMinor = "", ""
+	info.MinCompatibilityMajor, info.MinCompatibilityMinor = "", ""
 	info.GitVersion = KubernetesVersion
 	if v.barge != "" {
 		info.GitVersion += "+barge-" + strings.ReplaceAll(v.barge, "+", "-")

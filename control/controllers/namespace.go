@@ -24,8 +24,10 @@ import (
 var errNotEmpty = errors.New("namespace still has content")
 
 // Namespaces empties terminating namespaces and gives every active one
-// its "default" service account.
+// what Kubernetes puts in each: the "default" service account and the
+// kube-root-ca.crt config map pods use to verify the API server.
 type Namespaces struct {
+	rootCA    string
 	client    kubernetes.Interface
 	dynamic   dynamic.Interface
 	discovery discovery.DiscoveryInterface
@@ -35,8 +37,9 @@ type Namespaces struct {
 }
 
 // NewNamespaces builds the controller on a shared informer factory.
-func NewNamespaces(client kubernetes.Interface, dyn dynamic.Interface, inf informers.SharedInformerFactory, logger *slog.Logger) (*Namespaces, error) {
+func NewNamespaces(client kubernetes.Interface, dyn dynamic.Interface, inf informers.SharedInformerFactory, rootCA []byte, logger *slog.Logger) (*Namespaces, error) {
 	c := &Namespaces{
+		rootCA:    string(rootCA),
 		client:    client,
 		dynamic:   dyn,
 		discovery: client.Discovery(),
@@ -100,7 +103,10 @@ func (c *Namespaces) sync(ctx context.Context, name string) error {
 	}
 	ns := obj.(*corev1.Namespace)
 	if ns.DeletionTimestamp == nil {
-		return c.ensureDefaultServiceAccount(ctx, ns)
+		if err := c.ensureDefaultServiceAccount(ctx, ns); err != nil {
+			return err
+		}
+		return c.ensureRootCA(ctx, ns)
 	}
 	if hasFinalizer(ns) {
 		if err := c.deleteContent(ctx, ns.Name); err != nil {
@@ -121,6 +127,29 @@ func (c *Namespaces) ensureDefaultServiceAccount(ctx context.Context, ns *corev1
 		return nil
 	}
 	return fmt.Errorf("default service account: %w", err)
+}
+
+// rootCAConfigMap is the config map Kubernetes publishes in every namespace.
+const rootCAConfigMap = "kube-root-ca.crt"
+
+func (c *Namespaces) ensureRootCA(ctx context.Context, ns *corev1.Namespace) error {
+	if c.rootCA == "" {
+		return nil
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: rootCAConfigMap, Namespace: ns.Name, Annotations: map[string]string{
+			"kubernetes.io/description": "Contains a CA bundle that can be used to verify the API server when using internal endpoints such as the internal service IP or kubernetes.default.svc.",
+		}},
+		Data: map[string]string{"ca.crt": c.rootCA},
+	}
+	_, err := c.client.CoreV1().ConfigMaps(ns.Name).Create(ctx, cm, metav1.CreateOptions{})
+	switch {
+	case err == nil, apierrors.IsAlreadyExists(err):
+		return nil
+	case apierrors.IsForbidden(err) && ns.Status.Phase == corev1.NamespaceTerminating:
+		return nil
+	}
+	return fmt.Errorf("%s: %w", rootCAConfigMap, err)
 }
 
 // deleteContent deletes every namespaced object in the namespace and

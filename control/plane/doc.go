@@ -2,7 +2,7 @@
 // peer: the API server on every peer, and the leader-only controllers on
 // whichever peer currently leads the Raft group.
 //
-// It may import the other control packages and k8s.io/*; the store is
-// reached only through the etcd v3 endpoint and the leader.Leadership
-// interface.
+// It may import the other control packages, raftstore/pki and k8s.io/*;
+// the store is reached only through the etcd v3 endpoint and the
+// leader.Leadership interface.
 package plane

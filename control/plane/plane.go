@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -13,6 +15,7 @@ import (
 	"github.com/barge-dev/barge/control/apiserver"
 	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/leader"
+	"github.com/barge-dev/barge/raftstore/pki"
 )
 
 // Plane is a started control plane.
@@ -47,7 +50,7 @@ func Start(cfg apiserver.Config, lead leader.Leadership) (*Plane, error) {
 	go func() {
 		defer close(p.done)
 		leader.Run(ctx, lead, logger, func(ctx context.Context) {
-			if err := runControllers(ctx, api, logger); err != nil {
+			if err := runControllers(ctx, api, cfg.CertsDir, logger); err != nil {
 				logger.Error("controllers", "err", err)
 			}
 		})
@@ -70,7 +73,11 @@ func (p *Plane) Stop() error {
 }
 
 // runControllers runs the leader-only controllers for one term.
-func runControllers(ctx context.Context, api *apiserver.Server, logger *slog.Logger) error {
+func runControllers(ctx context.Context, api *apiserver.Server, certsDir string, logger *slog.Logger) error {
+	rootCA, err := os.ReadFile(filepath.Join(certsDir, pki.CACertFile))
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
+	}
 	cfg := api.LoopbackConfig()
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -83,7 +90,7 @@ func runControllers(ctx context.Context, api *apiserver.Server, logger *slog.Log
 	// Each term gets fresh informers, so nothing cached by an earlier term
 	// outlives it.
 	inf := informers.NewSharedInformerFactory(client, 0)
-	ns, err := controllers.NewNamespaces(client, dyn, inf, logger)
+	ns, err := controllers.NewNamespaces(client, dyn, inf, rootCA, logger)
 	if err != nil {
 		return err
 	}

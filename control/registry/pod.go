@@ -223,7 +223,8 @@ func (r *logREST) Get(ctx context.Context, name string, opts runtime.Object) (ru
 	pod := obj.(*corev1.Pod)
 	ns, _ := genericapirequest.NamespaceFrom(ctx)
 	if pod.Spec.NodeName == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %s/%s has no logs: it is not scheduled to a node yet", ns, name))
+		// Kubernetes' wording, which scripts match on.
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", name))
 	}
 	return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("logs of pod %s/%s are kept by the barge agent on node %q, which does not serve logs in this version", ns, name, pod.Spec.NodeName))
 }
