@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,11 @@ import (
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/barge-dev/barge/raftstore/storetest"
 )
+
+// quietKlog sets klog's process-wide logger once: goroutines of earlier
+// clusters in the same test binary still log, and swapping the logger
+// under them is a data race.
+var quietKlog sync.Once
 
 // Cluster is a store cluster with an API server on every peer.
 type Cluster struct {
@@ -45,9 +51,11 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	// The Kubernetes libraries log through klog (and gRPC through it);
 	// test output keeps only what the test itself says unless
 	// BARGE_TEST_KLOG is set.
-	if os.Getenv("BARGE_TEST_KLOG") == "" {
-		klog.SetLogger(logr.Discard())
-	}
+	quietKlog.Do(func() {
+		if os.Getenv("BARGE_TEST_KLOG") == "" {
+			klog.SetLogger(logr.Discard())
+		}
+	})
 	c := &Cluster{t: t, Store: storetest.NewCluster(t, n)}
 	c.TokenFile = filepath.Join(c.Store.Dir, "tokens.csv")
 	var lines string

@@ -109,7 +109,7 @@ func (reg *Registry) addSubresources(opts Options, add func(group, path string, 
 	add("", "pods/log", &logREST{pods: pods})
 
 	ns := reg.stores["namespaces"]
-	add("", "namespaces", &namespaceREST{resourceREST: resourceREST{Store: ns, shortNames: []string{"ns"}}})
+	add("", "namespaces", newNamespaceREST(ns))
 	add("", "namespaces/finalize", newFinalizeREST(ns))
 
 	if _, err := newServiceAllocations(opts, reg.stores["services"]); err != nil {

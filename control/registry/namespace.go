@@ -17,7 +17,33 @@ import (
 // first delete marks the namespace Terminating, the namespace controller
 // removes its contents and its "kubernetes" finalizer, and a delete after
 // that removes the object.
-type namespaceREST struct{ resourceREST }
+//
+// It exposes the store through namespaceStorage only: a generic
+// DeleteCollection would remove namespaces (default and kube-system
+// included) without their finalization, so like Kubernetes, namespaces
+// have no deletecollection verb.
+type namespaceREST struct {
+	namespaceStorage
+	Store *genericregistry.Store
+}
+
+type namespaceStorage interface {
+	rest.Storage
+	rest.Scoper
+	rest.Getter
+	rest.Lister
+	rest.CreaterUpdater
+	rest.Watcher
+	rest.SingularNameProvider
+	rest.ResetFieldsStrategy
+}
+
+func newNamespaceREST(store *genericregistry.Store) *namespaceREST {
+	return &namespaceREST{namespaceStorage: store, Store: store}
+}
+
+// ShortNames lets kubectl say "ns".
+func (r *namespaceREST) ShortNames() []string { return []string{"ns"} }
 
 func (r *namespaceREST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
 	obj, err := r.Store.Get(ctx, name, &metav1.GetOptions{})

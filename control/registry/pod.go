@@ -15,6 +15,7 @@ import (
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
+	storeerr "k8s.io/apiserver/pkg/storage/errors"
 )
 
 // podDeleteStrategy makes pod deletion graceful the way Kubernetes does: a
@@ -145,7 +146,8 @@ func (r *bindingREST) Create(ctx context.Context, name string, obj runtime.Objec
 		return pod, nil
 	}), dryRun, nil)
 	if err != nil {
-		return nil, err
+		// Storage errors become API errors: a missing pod is 404.
+		return nil, storeerr.InterpretUpdateError(err, corev1.Resource("pods"), name)
 	}
 	return &metav1.Status{Status: metav1.StatusSuccess, Code: 201}, nil
 }
