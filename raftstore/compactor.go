@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -65,11 +66,21 @@ func (s *Server) compactByRevision(ctx context.Context, keep int64) {
 	}
 }
 
+// compactRevKey is where Kubernetes API servers record the revision they
+// compacted to, and where every API server's watch cache learns of
+// compactions (and so answers 410 for older list snapshots). The automatic
+// compactor records its compactions there too, so API servers on barge
+// need no compactor of their own.
+const compactRevKey = "compact_rev_key"
+
 func (s *Server) compactTo(ctx context.Context, rev int64) {
 	if rev <= s.fsm.store.CompactRev() {
 		return
 	}
 	_, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: rev}})
+	if err == nil {
+		_, err = s.propose(ctx, &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte(compactRevKey), Value: []byte(strconv.FormatInt(rev, 10))}})
+	}
 	switch {
 	case err == nil:
 		s.logger.Info("compacted history", "revision", rev)

@@ -133,6 +133,7 @@ func build(opts Options, r resource) (*genericregistry.Store, *genericregistry.S
 		hasStatus:          r.hasStatus,
 		keepStatusOnCreate: r.keepStatusOnCreate,
 		generation:         r.generation,
+		specOf:             r.specOf,
 		prepareCreate:      r.prepareCreate,
 	}
 	var statusStrat *statusStrategy

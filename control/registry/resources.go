@@ -35,6 +35,7 @@ type resource struct {
 	// ttl makes objects expire, as Kubernetes does for events.
 	ttl           time.Duration
 	prepareCreate func(runtime.Object)
+	specOf        func(runtime.Object) interface{}
 }
 
 func (r resource) groupResource() schema.GroupResource {
@@ -84,7 +85,8 @@ func resources() []resource {
 		{gv: coordinationv1.SchemeGroupVersion, kind: "Lease", plural: "leases", singular: "lease", namespaced: true,
 			newObj: func() runtime.Object { return &coordinationv1.Lease{} }, newList: func() runtime.Object { return &coordinationv1.LeaseList{} }},
 		{gv: discoveryv1.SchemeGroupVersion, kind: "EndpointSlice", plural: "endpointslices", singular: "endpointslice", namespaced: true,
-			newObj: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, newList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} }},
+			newObj: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, newList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
+			generation: true, specOf: endpointSliceSpec},
 
 		{gv: rbacv1.SchemeGroupVersion, kind: "Role", plural: "roles", singular: "role", namespaced: true,
 			newObj: func() runtime.Object { return &rbacv1.Role{} }, newList: func() runtime.Object { return &rbacv1.RoleList{} }},
@@ -95,6 +97,17 @@ func resources() []resource {
 		{gv: rbacv1.SchemeGroupVersion, kind: "ClusterRoleBinding", plural: "clusterrolebindings", singular: "clusterrolebinding",
 			newObj: func() runtime.Object { return &rbacv1.ClusterRoleBinding{} }, newList: func() runtime.Object { return &rbacv1.ClusterRoleBindingList{} }},
 	}
+}
+
+// endpointSliceSpec is what bumps an EndpointSlice's generation in
+// Kubernetes: it has no spec, so any change but to metadata (labels
+// excepted) counts.
+func endpointSliceSpec(obj runtime.Object) interface{} {
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
+	}
+	return []interface{}{es.AddressType, es.Endpoints, es.Ports, es.Labels}
 }
 
 // prepareNamespace starts every namespace Active, holding the finalizer

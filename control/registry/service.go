@@ -219,7 +219,7 @@ func (a *serviceAllocations) allocateIP(ctx context.Context, t *txn, svc *corev1
 	}
 	ip, err := a.ips.allocate(ctx, svc.Spec.ClusterIP)
 	if err != nil {
-		return allocationError(svc, field.NewPath("spec", "clusterIP"), svc.Spec.ClusterIP, err)
+		return allocationError(svc, field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIP, err)
 	}
 	t.ips = append(t.ips, ip)
 	svc.Spec.ClusterIP = ip
@@ -268,6 +268,7 @@ func (a *serviceAllocations) beginUpdate(ctx context.Context, obj, oldObj runtim
 	if !ok1 || !ok2 {
 		return func(context.Context, bool) {}, nil
 	}
+	dropTypeDependentFields(svc, old)
 	keepAllocated(svc, old)
 	if options != nil && len(options.DryRun) > 0 {
 		return func(context.Context, bool) {}, nil
@@ -322,6 +323,60 @@ func keepAllocated(svc, old *corev1.Service) {
 	}
 }
 
+// dropTypeDependentFields clears, when an update changes the type, the
+// fields the old type needed and the client left as they were (a patch of
+// spec.type alone keeps them), as Kubernetes' service strategy does; the
+// allocations behind them are released after the write.
+func dropTypeDependentFields(svc, old *corev1.Service) {
+	if needsClusterIP(old) && !needsClusterIP(svc) && svc.Spec.ClusterIP == old.Spec.ClusterIP {
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+		if svc.Spec.Type == corev1.ServiceTypeExternalName {
+			svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = nil, nil
+		}
+	}
+	if needsNodePorts(old) && !needsNodePorts(svc) && sameNodePorts(svc, old) {
+		for i := range svc.Spec.Ports {
+			svc.Spec.Ports[i].NodePort = 0
+		}
+	}
+	if needsNodePorts(old) && !needsNodePorts(svc) && svc.Spec.ExternalTrafficPolicy == old.Spec.ExternalTrafficPolicy {
+		svc.Spec.ExternalTrafficPolicy = ""
+	}
+	if old.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		if svc.Spec.HealthCheckNodePort == old.Spec.HealthCheckNodePort {
+			svc.Spec.HealthCheckNodePort = 0
+		}
+		if equalBoolPtr(svc.Spec.AllocateLoadBalancerNodePorts, old.Spec.AllocateLoadBalancerNodePorts) {
+			svc.Spec.AllocateLoadBalancerNodePorts = nil
+		}
+	}
+}
+
+// sameNodePorts reports whether every node port in svc is the one old had
+// for that port, i.e. the client did not touch them.
+func sameNodePorts(svc, old *corev1.Service) bool {
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort == 0 {
+			continue
+		}
+		found := false
+		for _, o := range old.Spec.Ports {
+			if o.NodePort == p.NodePort {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func equalBoolPtr(a, b *bool) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
 // releaseUnused gives back what the old object held and the new does not.
 func (a *serviceAllocations) releaseUnused(ctx context.Context, svc, old *corev1.Service) {
 	ctx, cancel := releaseContext(ctx)
@@ -368,8 +423,11 @@ func releaseContext(ctx context.Context) (context.Context, context.CancelFunc) {
 func allocationError(svc *corev1.Service, path *field.Path, value interface{}, err error) error {
 	var fe *field.Error
 	switch {
+	case storage.IsExist(err) && pathWhat(path) == "IP":
+		// Kubernetes' wording and field.
+		fe = field.Invalid(path, []string{fmt.Sprint(value)}, fmt.Sprintf("failed to allocate IP %v: provided IP is already allocated", value))
 	case storage.IsExist(err):
-		fe = field.Invalid(path, value, "provided "+pathWhat(path)+" is already allocated")
+		fe = field.Invalid(path, value, "provided port is already allocated")
 	case errors.Is(err, errFull):
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("no free %s left for service %s: %v", pathWhat(path), svc.Name, err))
 	default:
@@ -383,7 +441,7 @@ func allocationError(svc *corev1.Service, path *field.Path, value interface{}, e
 }
 
 func pathWhat(path *field.Path) string {
-	if path.String() == "spec.clusterIP" {
+	if path.String() == "spec.clusterIPs" {
 		return "IP"
 	}
 	return "port"

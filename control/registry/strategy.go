@@ -31,6 +31,9 @@ type strategy struct {
 	// generation is bumped on spec changes for these types, which is what
 	// controllers compare observedGeneration against.
 	generation bool
+	// specOf returns what counts as the spec for generation; the Spec
+	// field when nil.
+	specOf func(obj runtime.Object) interface{}
 	// prepareCreate runs type-specific initialisation after the common one.
 	prepareCreate func(obj runtime.Object)
 	resetFields   map[fieldpath.APIVersion]*fieldpath.Set
@@ -65,7 +68,11 @@ func (s *strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 		return
 	}
 	newMeta.SetGeneration(oldMeta.GetGeneration())
-	if !equality.Semantic.DeepEqual(fieldOf(obj, "Spec"), fieldOf(old, "Spec")) {
+	specOf := s.specOf
+	if specOf == nil {
+		specOf = func(o runtime.Object) interface{} { return fieldOf(o, "Spec") }
+	}
+	if !equality.Semantic.DeepEqual(specOf(obj), specOf(old)) {
 		newMeta.SetGeneration(oldMeta.GetGeneration() + 1)
 	}
 }
