@@ -36,8 +36,7 @@ func testNamespaceDeletion(t *testing.T, c *apitest.Cluster) {
 			t.Fatal(err)
 		}
 	}
-	held, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{finalizer}}}, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{finalizer}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"web", "api"} {
@@ -135,7 +134,7 @@ func testNamespaceDeletion(t *testing.T, c *apitest.Cluster) {
 		t.Fatalf("namespace while an object with a finalizer remains: %v %v, want it Terminating", got, err)
 	}
 
-	held, err = cms.Get(ctx, "held", metav1.GetOptions{})
+	held, err := cms.Get(ctx, "held", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -606,7 +606,7 @@ func TestPatchServerSideApply(t *testing.T) {
 	owns := func(cm *corev1.ConfigMap, manager, field string) bool {
 		for _, mf := range cm.ManagedFields {
 			if mf.Manager == manager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil &&
-				strings.Contains(string(mf.FieldsV1.Raw), `"f:`+field+`"`) {
+				strings.Contains(mf.FieldsV1.GetRawString(), `"f:`+field+`"`) {
 				return true
 			}
 		}

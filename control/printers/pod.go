@@ -84,13 +84,6 @@ func (t *restartTally) add(cs *corev1.ContainerStatus) {
 	}
 }
 
-func (t *restartTally) merge(o restartTally) {
-	t.count += o.count
-	if t.last.Before(o.last) {
-		t.last = o.last
-	}
-}
-
 // summarizePod computes READY, STATUS and RESTARTS with the same precedence
 // as Kubernetes, so users read the familiar CrashLoopBackOff, Init:0/2,
 // Completed, Terminating...
