@@ -247,10 +247,11 @@ func testWatch(t *testing.T, c *apitest.Cluster) {
 			t.Fatal(err)
 		}
 		// The server ends the watch after timeoutSeconds and sends a
-		// bookmark before that (Kubernetes: 2s before); the context only
-		// bounds the test.
+		// bookmark before that (Kubernetes: 2s before, on a 1s timer);
+		// the long timeout leaves a loaded machine room to send it. The
+		// context only bounds the test.
 		wctx := boundedCtx(t, 30*time.Second)
-		watcher, err := cms.Watch(wctx, metav1.ListOptions{ResourceVersion: start.ResourceVersion, AllowWatchBookmarks: true, TimeoutSeconds: ptr.To[int64](5)})
+		watcher, err := cms.Watch(wctx, metav1.ListOptions{ResourceVersion: start.ResourceVersion, AllowWatchBookmarks: true, TimeoutSeconds: ptr.To[int64](15)})
 		if err != nil {
 			t.Fatal(err)
 		}
