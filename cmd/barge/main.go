@@ -32,6 +32,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newLabCmd(),
 		newChaosCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

@@ -1,0 +1,305 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/pki"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// System names, as they appear in reports.
+const (
+	SystemBarge = "barge"
+	SystemEtcd  = "etcd"
+)
+
+// stopGrace is how long a member gets to exit after SIGTERM before SIGKILL.
+const stopGrace = 10 * time.Second
+
+// Member is one process of a cluster. Its arguments are kept so that a
+// killed member restarts with exactly the same data dir and flags.
+type Member struct {
+	Name       string
+	ClientAddr string // host:port of the client (etcd v3 gRPC) listener
+	PeerAddr   string
+	DataDir    string
+	bin        string
+	args       []string
+	logPath    string
+	cmd        *exec.Cmd
+	done       chan struct{} // closed when cmd has been waited for
+}
+
+// Cluster is three members of one system on loopback.
+type Cluster struct {
+	System  string
+	Members []*Member
+	certs   string
+	log     *slog.Logger
+}
+
+// freeAddr asks the kernel for an unused loopback port. The port is
+// released before the member binds it, a race accepted here as in the
+// e2e tests: nothing else on a benchmark machine grabs ports.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// newCluster allocates addresses and data dirs for three members of
+// system under outDir; args builds each member's command line.
+func newCluster(system, bin, outDir, certs string, log *slog.Logger,
+	args func(m *Member, initial string) []string) (*Cluster, error) {
+	c := &Cluster{System: system, certs: certs, log: log.With("system", system)}
+	var initial []string
+	for i := 1; i <= 3; i++ {
+		peer, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		client, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("%s%d", system, i)
+		m := &Member{Name: name, ClientAddr: client, PeerAddr: peer, bin: bin,
+			DataDir: filepath.Join(outDir, name), logPath: filepath.Join(outDir, name+".log")}
+		c.Members = append(c.Members, m)
+		initial = append(initial, m.initialEntry(system))
+	}
+	for _, m := range c.Members {
+		m.args = args(m, strings.Join(initial, ","))
+	}
+	return c, nil
+}
+
+func (m *Member) initialEntry(system string) string {
+	if system == SystemEtcd {
+		return m.Name + "=https://" + m.PeerAddr
+	}
+	return m.Name + "=" + m.PeerAddr
+}
+
+// NewEtcdCluster lays out a 3-member etcd 3.4 cluster with mutual TLS on
+// both ports, using the certificates barge wrote: the same trust as barge.
+func NewEtcdCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
+	f := func(name string) string { return filepath.Join(certs, name) }
+	return newCluster(SystemEtcd, bin, outDir, certs, log, func(m *Member, initial string) []string {
+		return []string{
+			"--name", m.Name, "--data-dir", m.DataDir,
+			"--listen-client-urls", "https://" + m.ClientAddr, "--advertise-client-urls", "https://" + m.ClientAddr,
+			"--listen-peer-urls", "https://" + m.PeerAddr, "--initial-advertise-peer-urls", "https://" + m.PeerAddr,
+			"--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "barge-bench",
+			"--cert-file", f(pki.ServerCertFile), "--key-file", f(pki.ServerKeyFile),
+			"--trusted-ca-file", f(pki.CACertFile), "--client-cert-auth",
+			"--peer-cert-file", f(pki.PeerCertFile), "--peer-key-file", f(pki.PeerKeyFile),
+			"--peer-trusted-ca-file", f(pki.CACertFile), "--peer-client-cert-auth",
+			"--logger", "zap", "--log-outputs", "stderr",
+		}
+	})
+}
+
+// NewBargeCluster lays out a 3-peer barge cluster as an operator would
+// start it.
+func NewBargeCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
+	return newCluster(SystemBarge, bin, outDir, certs, log, func(m *Member, initial string) []string {
+		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
+			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial}
+	})
+}
+
+// start launches the member's process; its output goes to a log file
+// next to its data dir, for post-mortems of a failed run.
+func (m *Member) start() error {
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log of %s: %w", m.Name, err)
+	}
+	cmd := exec.Command(m.bin, m.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", m.Name, err)
+	}
+	m.cmd, m.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		_ = cmd.Wait() // a killed member exits non-zero; that is the point
+		logf.Close()
+		close(done)
+	}(m.done)
+	return nil
+}
+
+// running reports whether the member's process is alive.
+func (m *Member) running() bool {
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone, so that its
+// ports and data dir are free for the restart.
+func (m *Member) kill() {
+	if !m.running() {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	<-m.done
+}
+
+// stop asks the member to exit with SIGTERM and kills it after stopGrace.
+func (m *Member) stop() {
+	if !m.running() {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(stopGrace):
+		m.kill()
+	}
+}
+
+// Start launches every member.
+func (c *Cluster) Start() error {
+	for _, m := range c.Members {
+		if err := m.start(); err != nil {
+			c.Stop()
+			return fmt.Errorf("%s: %w", c.System, err)
+		}
+	}
+	c.log.Info("cluster started", "endpoints", c.Endpoints())
+	return nil
+}
+
+// Stop terminates every member, in parallel so that shutdown takes one
+// grace period, not three.
+func (c *Cluster) Stop() {
+	done := make(chan struct{})
+	for _, m := range c.Members {
+		go func() { m.stop(); done <- struct{}{} }()
+	}
+	for range c.Members {
+		<-done
+	}
+}
+
+// Endpoints are the client addresses, host:port as the gRPC client wants.
+func (c *Cluster) Endpoints() []string {
+	eps := make([]string, len(c.Members))
+	for i, m := range c.Members {
+		eps[i] = m.ClientAddr
+	}
+	return eps
+}
+
+// Client connects to every member with the admin certificate; both
+// systems require a client certificate from the CA.
+func (c *Cluster) Client() (*clientv3.Client, error) {
+	tlsCfg, err := pki.ClientTLS(c.certs)
+	if err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   c.Endpoints(),
+		TLS:         tlsCfg,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s client: %w", c.System, err)
+	}
+	return cli, nil
+}
+
+// memberStatus is what Maintenance.Status says about one member.
+type memberStatus struct {
+	id, leader uint64
+	errs       []string
+}
+
+// statuses asks every member for its status with a short timeout each.
+func (c *Cluster) statuses(ctx context.Context, cli *clientv3.Client) ([]memberStatus, error) {
+	out := make([]memberStatus, len(c.Members))
+	for i, m := range c.Members {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := cli.Status(sctx, m.ClientAddr)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("status of %s: %w", m.Name, err)
+		}
+		out[i] = memberStatus{id: st.Header.MemberId, leader: st.Leader, errs: st.Errors}
+	}
+	return out, nil
+}
+
+// leader returns the index of the member every member agrees leads, or an
+// error when they do not agree yet.
+func (c *Cluster) leader(ctx context.Context, cli *clientv3.Client) (int, error) {
+	sts, err := c.statuses(ctx, cli)
+	if err != nil {
+		return -1, err
+	}
+	lead := sts[0].leader
+	for i, st := range sts {
+		if st.leader == 0 || st.leader != lead {
+			return -1, fmt.Errorf("%s sees leader %x, %s sees %x", c.Members[0].Name, lead, c.Members[i].Name, st.leader)
+		}
+		if len(st.errs) > 0 {
+			return -1, fmt.Errorf("%s: %s", c.Members[i].Name, strings.Join(st.errs, "; "))
+		}
+	}
+	for i, st := range sts {
+		if st.id == lead {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("leader %x is not one of the members", lead)
+}
+
+// WaitHealthy polls Status until all three members answer and agree on a
+// leader, or timeout passes. Polling is the only way: neither system
+// offers an event for "the cluster is whole again".
+func (c *Cluster) WaitHealthy(ctx context.Context, cli *clientv3.Client, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		for _, m := range c.Members {
+			if !m.running() {
+				return -1, fmt.Errorf("%s exited; see %s", m.Name, m.logPath)
+			}
+		}
+		lead, err := c.leader(ctx, cli)
+		if err == nil {
+			return lead, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("%s not healthy after %s: %w", c.System, timeout, errors.Join(ctx.Err(), last))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/barge-dev/barge/raftstore/pki"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// conns is the number of client connections per system that the client
+// goroutines share, like `benchmark --conns`.
+const conns = 4
+
+// Config is one `barge bench store` run.
+type Config struct {
+	BargeBin string
+	EtcdBin  string
+	OutDir   string // certificates and every member's data dir and log
+	Window   Window
+	Kills    int    // leader kills per system
+	Command  string // as typed, recorded in the report
+	Log      *slog.Logger
+}
+
+// system is one cluster under test and its client connections.
+type system struct {
+	c    *Cluster
+	clis []*clientv3.Client
+}
+
+func (s *system) close() {
+	for _, cli := range s.clis {
+		cli.Close()
+	}
+	s.c.Stop()
+}
+
+// Run starts both clusters, runs every workload against both, then the
+// failover series, and stops the clusters whatever happens, including
+// when ctx is cancelled by Ctrl-C.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	begin := time.Now()
+	log := cfg.Log
+	certs := filepath.Join(cfg.OutDir, "certs")
+	if _, err := os.Stat(filepath.Join(certs, pki.CAKeyFile)); err != nil {
+		out, err := exec.CommandContext(ctx, cfg.BargeBin, "certs", "init", "--dir", certs, "--hosts", "127.0.0.1").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("barge certs init: %w: %s", err, out)
+		}
+	}
+	etcd, err := NewEtcdCluster(cfg.EtcdBin, cfg.OutDir, certs, log)
+	if err != nil {
+		return nil, err
+	}
+	barge, err := NewBargeCluster(cfg.BargeBin, cfg.OutDir, certs, log)
+	if err != nil {
+		return nil, err
+	}
+	// Barge first in every pair, etcd second; the order alternates per row
+	// so that a drift of the machine during the run favours neither.
+	systems := []*system{{c: barge}, {c: etcd}}
+	for _, s := range systems {
+		defer s.close()
+		if err := s.c.Start(); err != nil {
+			return nil, err
+		}
+		for range conns {
+			cli, err := s.c.Client()
+			if err != nil {
+				return nil, err
+			}
+			s.clis = append(s.clis, cli)
+		}
+	}
+	for _, s := range systems {
+		if _, err := s.c.WaitHealthy(ctx, s.clis[0], 60*time.Second); err != nil {
+			return nil, err
+		}
+		if err := Preload(ctx, s.clis); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.c.System, err)
+		}
+	}
+	rep := &Report{Command: cfg.Command, Started: begin, Warmup: cfg.Window.Warmup.String(), Duration: cfg.Window.Duration.String(),
+		Machine: DescribeMachine(ctx, cfg.OutDir, cfg.EtcdBin)}
+	for i, w := range Workloads() {
+		row := Row{Workload: w.Name, Clients: w.Clients, Unit: w.Unit}
+		order := systems
+		if i%2 == 1 {
+			order = []*system{systems[1], systems[0]}
+		}
+		for _, s := range order {
+			m, err := w.Run(ctx, s.clis, cfg.Window)
+			if err != nil {
+				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+			}
+			log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors)
+			if s.c.System == SystemBarge {
+				row.Barge = m
+			} else {
+				row.Etcd = m
+			}
+		}
+		row.Ratio = Ratio(row.Barge.OpsPerSec, row.Etcd.OpsPerSec)
+		rep.Rows = append(rep.Rows, row)
+	}
+	var errs []error
+	for _, s := range systems {
+		f, err := Failover(ctx, s.c, s.clis[0], cfg.Kills)
+		rep.Failover = append(rep.Failover, f)
+		if err != nil {
+			// One system failing to recover is a finding, not a reason to
+			// lose the other's figures; the error still fails the run.
+			errs = append(errs, fmt.Errorf("%s failover: %w", s.c.System, err))
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	rep.Elapsed = time.Since(begin).Round(time.Second).String()
+	return rep, errors.Join(errs...)
+}
