@@ -13,10 +13,11 @@ import (
 
 // Failover timing.
 const (
-	failoverWriters = 4
-	failoverTimeout = 2 * time.Second  // each write's deadline, as a client with a short timeout
-	recoverTimeout  = 30 * time.Second // from the kill to an acknowledged write
-	healthyTimeout  = 60 * time.Second // for the restarted member to rejoin
+	failoverInterval = 5 * time.Millisecond // a write every 5 ms: 200 writes/s, a light load
+	failoverInFlight = 1024                 // more than 2 s of writes: a stuck write never holds back a new one
+	failoverTimeout  = 2 * time.Second      // each write's deadline, as a client with a short timeout
+	recoverTimeout   = 30 * time.Second     // from the kill to an acknowledged write
+	healthyTimeout   = 60 * time.Second     // for the restarted member to rejoin
 )
 
 // FailoverResult is the leader-kill series of one system.
@@ -63,28 +64,43 @@ func Failover(ctx context.Context, c *Cluster, cli *clientv3.Client, kills int) 
 	var acks ackWatch
 	var wg sync.WaitGroup
 	defer func() { stopLoad(); wg.Wait() }() // the writers use cli, which the caller closes next
-	for g := range failoverWriters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 1))
-			for lctx.Err() == nil {
+	// Writes go out on a clock, each in its own goroutine, rather than
+	// back to back: a writer stuck on a write to the dead leader until
+	// its timeout would otherwise hide the moment the cluster took writes
+	// again, and the figure would measure the client's timeout.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sem := make(chan struct{}, failoverInFlight)
+		tick := time.NewTicker(failoverInterval)
+		defer tick.Stop()
+		rng := rand.New(rand.NewPCG(1, 1))
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				continue // enough writes in flight; skip a beat
+			}
+			key := fmt.Sprintf("%s%d", failPrefix, rng.IntN(1000))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
 				sent := time.Now()
 				wctx, cancel := context.WithTimeout(lctx, failoverTimeout)
-				_, err := cli.Put(wctx, fmt.Sprintf("%s%d", failPrefix, rng.IntN(1000)), "v")
+				_, err := cli.Put(wctx, key, "v")
 				cancel()
 				if err == nil {
 					acks.ack(sent, time.Now())
-				} else {
-					// A dead endpoint fails fast; do not spin on it.
-					select {
-					case <-lctx.Done():
-					case <-time.After(10 * time.Millisecond):
-					}
 				}
-			}
-		}()
-	}
+			}()
+		}
+	}()
 	var samples []time.Duration
 	for i := range kills {
 		lead, err := c.WaitHealthy(ctx, cli, healthyTimeout)

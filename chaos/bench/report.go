@@ -151,10 +151,10 @@ so read the ratios, not the absolute numbers.
   %d watchers on the prefix; ops/s is events delivered, latency is from
   the writer's send to delivery.
 - **lease grant**: grants per second.
-- **failover**: SIGKILL of the leader under 4 writing clients (2 s timeout
-  each), timed from the kill to the first acknowledged write sent after it;
-  the member restarts on its data dir and the next kill waits for three
-  healthy members.
+- **failover**: SIGKILL of the leader while a write goes out every 5 ms
+  (each its own request, 2 s timeout), timed from the kill to the first
+  acknowledged write sent after it; the member restarts on its data dir and
+  the next kill waits for three healthy members.
 
 Machine: %s × %d CPUs, Linux %s, data on %s; %s.
 
