@@ -30,8 +30,11 @@ const (
 
 // Measure is the outcome of one workload against one system.
 type Measure struct {
-	Ops       int64   `json:"ops"` // operations completed in the measured window
-	Errors    int64   `json:"errors"`
+	Ops    int64 `json:"ops"` // operations completed in the measured window
+	Errors int64 `json:"errors"`
+	// Elections counts Raft term changes during the workload: a healthy
+	// cluster under load has none.
+	Elections uint64  `json:"elections"`
 	OpsPerSec float64 `json:"opsPerSec"`
 	P50Ms     float64 `json:"p50Ms"`
 	P99Ms     float64 `json:"p99Ms"`

@@ -235,8 +235,8 @@ func (c *Cluster) Client() (*clientv3.Client, error) {
 
 // memberStatus is what Maintenance.Status says about one member.
 type memberStatus struct {
-	id, leader uint64
-	errs       []string
+	id, leader, term uint64
+	errs             []string
 }
 
 // statuses asks every member for its status with a short timeout each.
@@ -249,9 +249,24 @@ func (c *Cluster) statuses(ctx context.Context, cli *clientv3.Client) ([]memberS
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", m.Name, err)
 		}
-		out[i] = memberStatus{id: st.Header.MemberId, leader: st.Leader, errs: st.Errors}
+		out[i] = memberStatus{id: st.Header.MemberId, leader: st.Leader, term: st.RaftTerm, errs: st.Errors}
 	}
 	return out, nil
+}
+
+// term is the highest Raft term any member reports. Every election, won
+// or not, raises it, so the difference across a workload counts the
+// leader changes the load provoked.
+func (c *Cluster) term(ctx context.Context, cli *clientv3.Client) (uint64, error) {
+	sts, err := c.statuses(ctx, cli)
+	if err != nil {
+		return 0, err
+	}
+	var t uint64
+	for _, st := range sts {
+		t = max(t, st.term)
+	}
+	return t, nil
 }
 
 // leader returns the index of the member every member agrees leads, or an

@@ -63,6 +63,9 @@ func (r Row) note() string {
 		if s.m.Errors > 0 {
 			p = append(p, fmt.Sprintf("%d errors", s.m.Errors))
 		}
+		if s.m.Elections > 0 {
+			p = append(p, fmt.Sprintf("%d leader elections during the row", s.m.Elections))
+		}
 		if len(p) > 0 {
 			parts = append(parts, s.name+": "+strings.Join(p, ", "))
 		}
@@ -151,6 +154,9 @@ so read the ratios, not the absolute numbers.
   %d watchers on the prefix; ops/s is events delivered, latency is from
   the writer's send to delivery.
 - **lease grant**: grants per second.
+- Every row also reads each member's Raft term before and after: a rise
+  means the load provoked a leader election, which the notes under the
+  table report (none listed: none happened).
 - **failover**: SIGKILL of the leader while a write goes out every 5 ms
   (each its own request, 2 s timeout), timed from the kill to the first
   acknowledged write sent after it; the member restarts on its data dir and

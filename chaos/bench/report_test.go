@@ -112,3 +112,13 @@ func TestParseMachine(t *testing.T) {
 		}
 	}
 }
+
+func TestRowNoteReportsElections(t *testing.T) {
+	r := Row{Workload: "put", Clients: 256, Barge: Measure{Elections: 2}, Etcd: Measure{}}
+	if got, want := r.note(), "barge: 2 leader elections during the row"; got != want {
+		t.Fatalf("note %q, want %q", got, want)
+	}
+	if got := (Row{Workload: "put", Clients: 16}).note(); got != "" {
+		t.Fatalf("quiet row has note %q", got)
+	}
+}

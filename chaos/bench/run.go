@@ -96,11 +96,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			order = []*system{systems[1], systems[0]}
 		}
 		for _, s := range order {
+			before, err := s.c.term(ctx, s.clis[0])
+			if err != nil {
+				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+			}
 			m, err := w.Run(ctx, s.clis, cfg.Window)
 			if err != nil {
 				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
 			}
-			log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors)
+			after, err := s.c.term(ctx, s.clis[0])
+			if err != nil {
+				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+			}
+			m.Elections = after - before
+			log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors, "elections", m.Elections)
 			if s.c.System == SystemBarge {
 				row.Barge = m
 			} else {
