@@ -119,14 +119,20 @@ func (c *Namespaces) sync(ctx context.Context, name string) error {
 func (c *Namespaces) ensureDefaultServiceAccount(ctx context.Context, ns *corev1.Namespace) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}
 	_, err := c.client.CoreV1().ServiceAccounts(ns.Name).Create(ctx, sa, metav1.CreateOptions{})
+	return createdOrPresent(ns, "default service account", err)
+}
+
+// createdOrPresent reads the outcome of creating one of a namespace's
+// default objects: already there is fine, and so is a refusal because the
+// namespace began terminating meanwhile (a race with deletion).
+func createdOrPresent(ns *corev1.Namespace, what string, err error) error {
 	switch {
 	case err == nil, apierrors.IsAlreadyExists(err):
 		return nil
 	case apierrors.IsForbidden(err) && ns.Status.Phase == corev1.NamespaceTerminating:
-		// Lost a race with deletion; nothing to do.
 		return nil
 	}
-	return fmt.Errorf("default service account: %w", err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // rootCAConfigMap is the config map Kubernetes publishes in every namespace.
@@ -143,13 +149,7 @@ func (c *Namespaces) ensureRootCA(ctx context.Context, ns *corev1.Namespace) err
 		Data: map[string]string{"ca.crt": c.rootCA},
 	}
 	_, err := c.client.CoreV1().ConfigMaps(ns.Name).Create(ctx, cm, metav1.CreateOptions{})
-	switch {
-	case err == nil, apierrors.IsAlreadyExists(err):
-		return nil
-	case apierrors.IsForbidden(err) && ns.Status.Phase == corev1.NamespaceTerminating:
-		return nil
-	}
-	return fmt.Errorf("%s: %w", rootCAConfigMap, err)
+	return createdOrPresent(ns, rootCAConfigMap, err)
 }
 
 // deleteContent deletes every namespaced object in the namespace and

@@ -27,6 +27,7 @@ import (
 // loop for that, barge does not yet.
 type allocator struct {
 	what    string // for messages: "cluster IP", "node port"
+	noun    string // in Kubernetes' messages: "IP", "port"
 	store   storage.Interface
 	prefix  string
 	size    int
@@ -91,7 +92,7 @@ func newIPAllocator(opts Options, store storage.Interface, destroy func()) (*all
 	// The network and broadcast addresses are never handed out.
 	size := 1<<(32-cidr.Bits()) - 2
 	return &allocator{
-		what: "cluster IP", store: store, prefix: "/ranges/serviceips", size: size, destroy: destroy,
+		what: "cluster IP", noun: "IP", store: store, prefix: "/ranges/serviceips", size: size, destroy: destroy,
 		nth: func(i int) string {
 			n := baseN + uint32(i) + 1
 			return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}).String()
@@ -114,7 +115,7 @@ func newPortAllocator(opts Options, store storage.Interface) (*allocator, error)
 		return nil, fmt.Errorf("node port range %d-%d is not within 1-65535", lo, hi)
 	}
 	return &allocator{
-		what: "node port", store: store, prefix: "/ranges/servicenodeports", size: hi - lo + 1,
+		what: "node port", noun: "port", store: store, prefix: "/ranges/servicenodeports", size: hi - lo + 1,
 		nth: func(i int) string { return strconv.Itoa(lo + i) },
 		index: func(v string) (int, bool) {
 			n, err := strconv.Atoi(v)
@@ -219,7 +220,7 @@ func (a *serviceAllocations) allocateIP(ctx context.Context, t *txn, svc *corev1
 	}
 	ip, err := a.ips.allocate(ctx, svc.Spec.ClusterIP)
 	if err != nil {
-		return allocationError(svc, field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIP, err)
+		return a.ips.allocationError(svc, field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIP, err)
 	}
 	t.ips = append(t.ips, ip)
 	svc.Spec.ClusterIP = ip
@@ -253,7 +254,7 @@ func (a *serviceAllocations) allocatePorts(ctx context.Context, t *txn, svc, old
 		}
 		got, err := a.ports.allocate(ctx, want)
 		if err != nil {
-			return allocationError(svc, field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, err)
+			return a.ports.allocationError(svc, field.NewPath("spec", "ports").Index(i).Child("nodePort"), p.NodePort, err)
 		}
 		t.ps = append(t.ps, got)
 		n, _ := strconv.Atoi(got)
@@ -420,16 +421,18 @@ func releaseContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
-func allocationError(svc *corev1.Service, path *field.Path, value interface{}, err error) error {
+// allocationError turns a failed allocation into the API error Kubernetes
+// gives for it.
+func (a *allocator) allocationError(svc *corev1.Service, path *field.Path, value interface{}, err error) error {
 	var fe *field.Error
 	switch {
-	case storage.IsExist(err) && pathWhat(path) == "IP":
+	case storage.IsExist(err) && a.noun == "IP":
 		// Kubernetes' wording and field.
 		fe = field.Invalid(path, []string{fmt.Sprint(value)}, fmt.Sprintf("failed to allocate IP %v: provided IP is already allocated", value))
 	case storage.IsExist(err):
 		fe = field.Invalid(path, value, "provided port is already allocated")
 	case errors.Is(err, errFull):
-		return apierrors.NewServiceUnavailable(fmt.Sprintf("no free %s left for service %s: %v", pathWhat(path), svc.Name, err))
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("no free %s left for service %s: %v", a.noun, svc.Name, err))
 	default:
 		var se *storage.StorageError
 		if errors.As(err, &se) {
@@ -438,11 +441,4 @@ func allocationError(svc *corev1.Service, path *field.Path, value interface{}, e
 		fe = field.Invalid(path, value, err.Error())
 	}
 	return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), svc.Name, field.ErrorList{fe})
-}
-
-func pathWhat(path *field.Path) string {
-	if path.String() == "spec.clusterIPs" {
-		return "IP"
-	}
-	return "port"
 }
