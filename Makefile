@@ -40,6 +40,7 @@ test: deps build vet
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./raftstore/snapfile/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./raftstore/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./raftstore/peer/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAndValidate -fuzztime 60s ./control/scheme/
 	$(GO) test -run '^$$' -fuzz FuzzStrategicMergePatch -fuzztime 60s ./control/scheme/
 	$(GO) test -run '^$$' -fuzz FuzzPodLogOptionsQuery -fuzztime 30s ./control/scheme/

@@ -379,6 +379,11 @@ func TestSnapshotSaveAndOfflineRestore(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "backup.snap")
 	meta := saveSnapshot(t, cli, path)
+	// A write forwarded by a follower is acknowledged once the leader
+	// applied it; a linearizable read through member 0 makes it catch up.
+	if _, err := c.Client(0).Get(ctx, "k000"); err != nil {
+		t.Fatal(err)
+	}
 	srcHash, err := cli.HashKV(ctx, c.Members[0].ClientAddr, meta.Revision)
 	if err != nil {
 		t.Fatal(err)

@@ -36,11 +36,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 		}
 		return res.resp, res.err
 	}, func(ctx context.Context, c *peer.Client) (proto.Message, error) {
-		a, err := c.Propose(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return a.UnmarshalNew()
+		return s.forwards.propose(ctx, c, req)
 	})
 }
 
@@ -118,32 +114,69 @@ func forwardError(err error) error {
 // applyLocal appends req on this peer, which must lead, and waits for it
 // to apply here.
 func (s *Server) applyLocal(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
-	data, err := encodeRequest(req)
-	if err != nil {
-		return applyResult{}, err
-	}
-	s.gate.RLock()
-	defer s.gate.RUnlock()
+	out := s.applyLocalAll(ctx, []*pb.InternalRaftRequest{req})
+	return out[0].res, out[0].err
+}
+
+// applyOutcome is one request's fate in applyLocalAll: err is a failure to
+// replicate, res the applied result (which may carry an etcd error).
+type applyOutcome struct {
+	res applyResult
+	err error
+}
+
+// applyLocalAll appends every request on this peer, which must lead, in
+// order and without waiting in between, so Raft can put them in one batch
+// (BatchApplyCh), then waits for each to apply here.
+func (s *Server) applyLocalAll(ctx context.Context, reqs []*pb.InternalRaftRequest) []applyOutcome {
+	out := make([]applyOutcome, len(reqs))
 	timeout := defaultRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	f := s.raft.Apply(data, timeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return applyResult{}, toGRPC(ctx.Err())
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	futures := make([]raft.ApplyFuture, len(reqs))
+	for i, req := range reqs {
+		data, err := encodeRequest(req)
+		if err != nil {
+			out[i].err = err
+			continue
+		}
+		futures[i] = s.raft.Apply(data, timeout)
 	}
-	if err != nil {
-		return applyResult{}, raftError(err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, f := range futures {
+			if f != nil {
+				out[i] = applyOutcomeOf(f)
+			}
+		}
+	}()
+	select {
+	case <-done:
+		return out
+	case <-ctx.Done():
+		// The entries may still commit; the caller can only say it
+		// stopped waiting. out stays with the waiter goroutine.
+		lost := make([]applyOutcome, len(reqs))
+		for i := range lost {
+			lost[i].err = toGRPC(ctx.Err())
+		}
+		return lost
+	}
+}
+
+func applyOutcomeOf(f raft.ApplyFuture) applyOutcome {
+	if err := f.Error(); err != nil {
+		return applyOutcome{err: raftError(err)}
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
-		return applyResult{}, rpctypes.ErrGRPCStopped
+		return applyOutcome{err: rpctypes.ErrGRPCStopped}
 	}
-	return res, nil
+	return applyOutcome{res: res}
 }
 
 // raftError maps hashicorp/raft errors to the etcd errors clients know.
@@ -174,18 +207,23 @@ func toGRPC(err error) error {
 // leaderService is what this peer serves to followers while it leads.
 type leaderService struct{ s *Server }
 
-func (l *leaderService) Propose(ctx context.Context, req *pb.InternalRaftRequest) (*anypb.Any, error) {
+func (l *leaderService) ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]peer.Result, error) {
 	if l.s.raft.State() != raft.Leader {
 		return nil, rpctypes.ErrGRPCNotLeader
 	}
-	res, err := l.s.applyLocal(ctx, req)
-	if err != nil {
-		return nil, err
+	outs := l.s.applyLocalAll(ctx, reqs)
+	rs := make([]peer.Result, len(outs))
+	for i, o := range outs {
+		switch {
+		case o.err != nil:
+			rs[i].Err = o.err
+		case o.res.err != nil:
+			rs[i].Err = o.res.err
+		default:
+			rs[i].Resp, rs[i].Err = anypb.New(o.res.resp)
+		}
 	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	return anypb.New(res.resp)
+	return rs, nil
 }
 
 func (l *leaderService) ReadIndex(ctx context.Context) (uint64, error) {

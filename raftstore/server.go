@@ -49,6 +49,7 @@ type Server struct {
 
 	leaderWatch *leaderWatch
 	leaders     *leaderClients
+	forwards    *forwarder
 	reads       *readBatcher
 
 	// gate is held shared by every local proposal and exclusively by a
@@ -158,7 +159,13 @@ func (s *Server) start() error {
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logStore, s.logStore, s.snaps, s.transport)
+	// The leader reads every entry back to replicate it; the cache serves
+	// those reads from memory instead of a bolt read and a decode each.
+	logs, err := raft.NewLogCache(logCacheEntries, s.logStore)
+	if err != nil {
+		return fmt.Errorf("log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.logStore, s.snaps, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -170,6 +177,7 @@ func (s *Server) start() error {
 
 	s.leaderWatch = newLeaderWatch(s.raft)
 	s.leaders = newLeaderClients(s.mux)
+	s.forwards = newForwarder()
 	s.reads = newReadBatcher(s.raft, s.fsm)
 
 	s.peerGRPC = grpc.NewServer()
@@ -189,6 +197,7 @@ func (s *Server) start() error {
 
 	s.goFn(func() { s.leaderWatch.run(s.ctx) })
 	s.goFn(func() { s.reads.run(s.ctx) })
+	s.goFn(func() { s.forwards.run(s.ctx) })
 	s.goFn(func() { s.fsm.hub.Run(s.ctx) })
 	s.goFn(func() { s.runLeadership(notify) })
 	s.goFn(s.publishAttributes)
@@ -196,6 +205,10 @@ func (s *Server) start() error {
 		"peer", cfg.AdvertisePeerAddr, "client", cfg.AdvertiseClientAddr, "restored", hasState)
 	return nil
 }
+
+// logCacheEntries covers several full AppendEntries batches
+// (MaxAppendEntries), so followers that keep up never cause a log read.
+const logCacheEntries = 1024
 
 func (s *Server) raftLogOutput() io.Writer {
 	if s.cfg.RaftLog != nil {

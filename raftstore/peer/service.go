@@ -2,12 +2,14 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"net"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -16,9 +18,11 @@ import (
 // rpctypes.ErrGRPCNotLeader on a peer that is not (or no longer) leader, so
 // the caller re-resolves the leader and retries.
 type Leader interface {
-	// Propose replicates req and returns the apply result (a response
-	// message such as *etcdserverpb.PutResponse).
-	Propose(ctx context.Context, req *pb.InternalRaftRequest) (*anypb.Any, error)
+	// ProposeBatch replicates every request, in order, and returns one
+	// result per request. The error is for the batch as a whole (this
+	// peer does not lead, or the call failed): then no request was
+	// appended by this call.
+	ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]Result, error)
 	// ReadIndex confirms leadership and returns the index every peer must
 	// have applied to serve a linearizable read.
 	ReadIndex(ctx context.Context) (uint64, error)
@@ -49,8 +53,16 @@ var serviceDesc = grpc.ServiceDesc{
 	ServiceName: serviceName,
 	HandlerType: (*Leader)(nil),
 	Methods: []grpc.MethodDesc{
-		unary("Propose", func(l Leader, ctx context.Context, in *pb.InternalRaftRequest) (*anypb.Any, error) {
-			return l.Propose(ctx, in)
+		unary("ProposeBatch", func(l Leader, ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+			reqs, err := DecodeRequests(in.GetValue())
+			if err != nil {
+				return nil, status.Error(codes.InvalidArgument, err.Error())
+			}
+			rs, err := l.ProposeBatch(ctx, reqs)
+			if err != nil {
+				return nil, err
+			}
+			return EncodeResults(rs)
 		}),
 		unary("ReadIndex", func(l Leader, ctx context.Context, _ *emptypb.Empty) (*wrapperspb.UInt64Value, error) {
 			idx, err := l.ReadIndex(ctx)
@@ -104,8 +116,23 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, in any) (*R
 	return out, nil
 }
 
-func (c *Client) Propose(ctx context.Context, req *pb.InternalRaftRequest) (*anypb.Any, error) {
-	return invoke[anypb.Any](ctx, c, "Propose", req)
+func (c *Client) ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]Result, error) {
+	in, err := EncodeRequests(reqs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := invoke[wrapperspb.BytesValue](ctx, c, "ProposeBatch", in)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := DecodeResults(out.GetValue())
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != len(reqs) {
+		return nil, fmt.Errorf("%w: %d results for %d proposals", ErrBadBatch, len(rs), len(reqs))
+	}
+	return rs, nil
 }
 
 func (c *Client) ReadIndex(ctx context.Context) (uint64, error) {
