@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -55,8 +56,13 @@ type Workload struct {
 	Unit string `json:"unit"`
 	// newOp returns the operation of one client goroutine; it may keep
 	// per-goroutine state (the compare-and-swap revision cache). nil for
-	// the watch workload, which has its own driver.
+	// the watch workload, which has its own driver, and for workloads
+	// with a setup.
 	newOp func() opFunc
+	// setup, when set, prepares a system for the row outside the measured
+	// window (the keep-alive row grants its leases) and returns the
+	// operations to run and the teardown that undoes it after the row.
+	setup func(ctx context.Context, clis []*clientv3.Client, clients int) (newOp func() opFunc, teardown func(context.Context) error, err error)
 }
 
 // opFunc performs one operation; conflict reports a compare that failed
@@ -70,7 +76,9 @@ type Window struct {
 }
 
 // Workloads are the rows, in the order they run. Leases come last so the
-// grants they leave do not weigh on the other rows.
+// grants they leave do not weigh on the other rows; the keep-alive row,
+// which revokes its leases, runs before the grant row, which does not,
+// so that it renews exactly its own leases.
 func Workloads() []Workload {
 	value := make([]byte, valueSize)
 	for i := range value {
@@ -136,6 +144,7 @@ func Workloads() []Workload {
 		{Name: "range serializable", Clients: 256, Unit: "gets", newOp: get(clientv3.WithSerializable())},
 		{Name: "txn cas 8 hot keys", Clients: 16, Unit: "attempts", newOp: cas},
 		{Name: "watch 1000 watchers", Clients: 1, Unit: "events delivered", newOp: nil},
+		{Name: fmt.Sprintf("lease keepalive %d leases", keepAliveLeases), Clients: 16, Unit: "keep-alives", setup: keepAliveSetup},
 		{Name: "lease grant", Clients: 16, Unit: "grants", newOp: grant},
 	}
 }
@@ -145,11 +154,24 @@ func key(i int) string { return fmt.Sprintf("%s%05d", keyPrefix, i) }
 // Run drives the workload against the connections clis (shared by the
 // client goroutines, as etcd's benchmark tool shares --conns among
 // --clients) and measures the window after the warm-up.
-func (w Workload) Run(ctx context.Context, clis []*clientv3.Client, win Window) (Measure, error) {
-	if w.newOp == nil {
+func (w Workload) Run(ctx context.Context, clis []*clientv3.Client, win Window) (_ Measure, err error) {
+	newOp := w.newOp
+	if w.setup != nil {
+		op, teardown, serr := w.setup(ctx, clis, w.Clients)
+		if serr != nil {
+			return Measure{}, fmt.Errorf("set up: %w", serr)
+		}
+		defer func() {
+			if terr := teardown(ctx); terr != nil {
+				err = errors.Join(err, fmt.Errorf("tear down: %w", terr))
+			}
+		}()
+		newOp = op
+	}
+	if newOp == nil {
 		return runWatch(ctx, clis, win)
 	}
-	return runClosedLoop(ctx, clis, w.Clients, win, w.newOp)
+	return runClosedLoop(ctx, clis, w.Clients, win, newOp)
 }
 
 // sampleSet is what one client goroutine measured.
@@ -226,41 +248,53 @@ func (m *Measure) fill(samples []time.Duration, window time.Duration) {
 // find values, with enough concurrency to take seconds, not minutes.
 func Preload(ctx context.Context, clis []*clientv3.Client) error {
 	value := string(make([]byte, valueSize))
-	next := make(chan int)
-	errc := make(chan error, 64)
-	var wg sync.WaitGroup
-	for g := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cli := clis[g%len(clis)]
-			for i := range next {
-				octx, cancel := context.WithTimeout(ctx, opTimeout)
-				_, err := cli.Put(octx, key(i), value)
-				cancel()
+	return parallel(ctx, keySpace, setupWorkers, opTimeout, func(ctx context.Context, w, i int) error {
+		if _, err := clis[w%len(clis)].Put(ctx, key(i), value); err != nil {
+			return fmt.Errorf("preload %s: %w", key(i), err)
+		}
+		return nil
+	})
+}
+
+// setupWorkers is the concurrency of the work outside the measured rows
+// (preload, lease grants and revocations): enough that it takes seconds.
+const setupWorkers = 64
+
+// parallel calls do for every i in [0, n) from workers goroutines, each
+// call under its own timeout, w being the calling goroutine's index (to
+// spread calls over connections). It returns the first error, after which
+// no new call starts: the rest of a failed setup would only add noise.
+func parallel(ctx context.Context, n, workers int, timeout time.Duration, do func(ctx context.Context, w, i int) error) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next  atomic.Int64
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for pctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				octx, ocancel := context.WithTimeout(pctx, timeout)
+				err := do(octx, w, i)
+				ocancel()
 				if err != nil {
-					errc <- fmt.Errorf("preload %s: %w", key(i), err)
+					once.Do(func() { first = err; cancel() })
 					return
 				}
 			}
-		}()
+		})
 	}
-	var err error
-feed:
-	for i := range keySpace {
-		select {
-		case next <- i:
-		case err = <-errc:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(next)
 	wg.Wait()
-	close(errc)
-	return errors.Join(err, <-errc)
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 // runWatch measures delivery latency: watchers watchers on one prefix,

@@ -2,10 +2,20 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
+	"time"
+)
+
+// The fdatasync floor: what one small durable append costs on the disk
+// under the data dirs, whatever the store above it does.
+const (
+	fsyncRounds = 1000
+	fsyncBlock  = 4 << 10
 )
 
 // Machine describes where a run happened: figures from a noisy 2-core VM
@@ -17,12 +27,20 @@ type Machine struct {
 	Disk        string `json:"disk"` // `df` of the data dirs: device, type, size
 	GoVersion   string `json:"goVersion"`
 	EtcdVersion string `json:"etcdVersion"`
+	// FdatasyncP50Ms and FdatasyncP99Ms time a 4 KiB write and
+	// fdatasync in the run's directory: no store commits a write faster.
+	FdatasyncP50Ms float64 `json:"fdatasyncP50Ms"`
+	FdatasyncP99Ms float64 `json:"fdatasyncP99Ms"`
 }
 
-// DescribeMachine reads /proc and asks df and etcd; a missing piece is
-// left empty rather than failing the run it only annotates.
+// DescribeMachine reads /proc, asks df and etcd and times fdatasync in
+// dataDir; a missing piece is left empty rather than failing the run it
+// only annotates.
 func DescribeMachine(ctx context.Context, dataDir, etcdBin string) Machine {
 	m := Machine{GoVersion: runtime.Version()}
+	if l, err := FdatasyncFloor(ctx, dataDir); err == nil {
+		m.FdatasyncP50Ms, m.FdatasyncP99Ms = ms(l.P50), ms(l.P99)
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		m.CPUModel, m.CPUs = parseCPUInfo(string(b))
 	}
@@ -75,4 +93,41 @@ func parseDF(s string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// FdatasyncFloor writes 4 KiB then calls fdatasync, fsyncRounds times, in
+// a scratch file in dir, and summarizes the time of each pair. The file is
+// written to its full size and synced first, so each round overwrites
+// allocated blocks at a new offset, as a WAL appends into a preallocated
+// segment: fdatasync then flushes data alone, with no size or extent
+// metadata, which is the cheapest durable write the disk offers.
+func FdatasyncFloor(ctx context.Context, dir string) (Latency, error) {
+	f, err := os.CreateTemp(dir, "fdatasync-*")
+	if err != nil {
+		return Latency{}, fmt.Errorf("fdatasync floor: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, fsyncRounds*fsyncBlock)); err != nil {
+		return Latency{}, fmt.Errorf("fdatasync floor: preallocate: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return Latency{}, fmt.Errorf("fdatasync floor: preallocate: %w", err)
+	}
+	block := make([]byte, fsyncBlock)
+	samples := make([]time.Duration, 0, fsyncRounds)
+	for i := range fsyncRounds {
+		if err := ctx.Err(); err != nil {
+			return Latency{}, err
+		}
+		t0 := time.Now()
+		if _, err := f.WriteAt(block, int64(i*fsyncBlock)); err != nil {
+			return Latency{}, fmt.Errorf("fdatasync floor: write: %w", err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return Latency{}, fmt.Errorf("fdatasync floor: %w", err)
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	return Summarize(samples), nil
 }

@@ -217,12 +217,22 @@ func (c *Cluster) Endpoints() []string {
 // Client connects to every member with the admin certificate; both
 // systems require a client certificate from the CA.
 func (c *Cluster) Client() (*clientv3.Client, error) {
+	return c.clientOf(c.Endpoints()...)
+}
+
+// memberClient connects to m alone, as `etcdctl --endpoints` with one
+// address does: what it measures is that member's, not the balancer's.
+func (c *Cluster) memberClient(m *Member) (*clientv3.Client, error) {
+	return c.clientOf(m.ClientAddr)
+}
+
+func (c *Cluster) clientOf(endpoints ...string) (*clientv3.Client, error) {
 	tlsCfg, err := pki.ClientTLS(c.certs)
 	if err != nil {
 		return nil, fmt.Errorf("client TLS: %w", err)
 	}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   c.Endpoints(),
+		Endpoints:   endpoints,
 		TLS:         tlsCfg,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +21,7 @@ type Report struct {
 	Duration string           `json:"duration"` // of each row
 	Machine  Machine          `json:"machine"`
 	Rows     []Row            `json:"rows"`
+	Size     *SizeReport      `json:"size,omitempty"`
 	Failover []FailoverResult `json:"failover"`
 }
 
@@ -43,6 +45,11 @@ func (r Row) label() string {
 		return r.Workload + ", 1 client"
 	}
 	return fmt.Sprintf("%s, %d clients", r.Workload, r.Clients)
+}
+
+// p99Ratio is barge's p99 over etcd's: below 1 barge's tail is shorter.
+func (r Row) p99Ratio() float64 {
+	return Ratio(r.Barge.P99Ms, r.Etcd.P99Ms)
 }
 
 // note adds what the three columns do not show: errors, and the split of
@@ -83,15 +90,31 @@ func (r *Report) failover(system string) (FailoverResult, bool) {
 	return FailoverResult{}, false
 }
 
-// WriteTable prints the terminal table: one row per workload, then
-// failover, then the machine.
+// fsyncLine relates the single-client put, one durable write at a time,
+// to the disk's fdatasync floor; "" when the report lacks either.
+func (r *Report) fsyncLine() string {
+	floor := r.Machine.FdatasyncP50Ms
+	if floor <= 0 {
+		return ""
+	}
+	for _, row := range r.Rows {
+		if row.Workload == "put" && row.Clients == 1 {
+			return fmt.Sprintf("single-client put p50 is %.1f× the fdatasync floor (barge) and %.1f× (etcd)",
+				row.Barge.P50Ms/floor, row.Etcd.P50Ms/floor)
+		}
+	}
+	return ""
+}
+
+// WriteTable prints the terminal table: one row per workload, then the
+// size section, failover, and the machine.
 func WriteTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd ops/s\tp50 ms\tp99 ms\tbarge/etcd\t")
+	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd ops/s\tp50 ms\tp99 ms\tbarge/etcd\tp99 barge/etcd\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t\n", row.label(),
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio)
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio())
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -99,6 +122,23 @@ func WriteTable(w io.Writer, r *Report) error {
 	for _, row := range r.Rows {
 		if n := row.note(); n != "" {
 			fmt.Fprintf(w, "  %s: %s\n", row.label(), n)
+		}
+	}
+	if l := r.fsyncLine(); l != "" {
+		fmt.Fprintln(w, "  "+l)
+	}
+	if r.Size != nil {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "%s\tbarge\tetcd\tbarge/etcd\t\n", r.Size.title())
+		for _, l := range r.Size.lines() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", l.metric, l.barge, l.etcd, l.ratio)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write table: %w", err)
+		}
+		for _, e := range r.Size.errors() {
+			fmt.Fprintln(w, "  "+e)
 		}
 	}
 	if len(r.Failover) > 0 {
@@ -113,8 +153,8 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 	}
 	m := r.Machine
-	_, err := fmt.Fprintf(w, "\nmachine: %s × %d, kernel %s, disk %s, %s, etcd %s\nrows of %s after %s warm-up; run took %s\n",
-		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.EtcdVersion, r.Duration, r.Warmup, r.Elapsed)
+	_, err := fmt.Fprintf(w, "\nmachine: %s × %d, kernel %s, disk %s, %s, etcd %s%s\nrows of %s after %s warm-up; run took %s\n",
+		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.EtcdVersion, m.fsync(", "), r.Duration, r.Warmup, r.Elapsed)
 	return err
 }
 
@@ -153,31 +193,50 @@ so read the ratios, not the absolute numbers.
 - **watch**: one writer at %d puts/s stamping its send time in the value,
   %d watchers on the prefix; ops/s is events delivered, latency is from
   the writer's send to delivery.
+- **lease keepalive**: %s leases (TTL %d s) are granted before the row
+  and revoked after it, outside the measured window. Each client holds one
+  `+"`LeaseKeepAlive`"+` stream, as etcd's `+"`benchmark lease-keepalive`"+` does, and
+  renews the next lease of its share of them, waiting for the answer; ops/s
+  counts renewals, and an answer with TTL 0 (lease gone) counts as an error.
 - **lease grant**: grants per second.
+- **barge/etcd** is barge's ops/s over etcd's (above 1 barge is faster);
+  **p99 barge/etcd** is barge's p99 over etcd's (below 1 barge's tail is
+  shorter). The goal is ops/s at least 1.5× etcd's with a p99 no worse.
 - Every row also reads each member's Raft term before and after: a rise
   means the load provoked a leader election, which the notes under the
   table report (none listed: none happened).
+- **fdatasync floor**: before the clusters start, a 4 KiB write then
+  `+"`fdatasync`"+`, %d times, in the directory that holds the data dirs. No
+  store acknowledges a durable write faster; the line under the table
+  says how far the single-client put is from it.
 - **failover**: SIGKILL of the leader while a write goes out every 5 ms
   (each its own request, 2 s timeout), timed from the kill to the first
   acknowledged write sent after it; the member restarts on its data dir and
   the next kill waits for three healthy members.
 
-Machine: %s × %d CPUs, Linux %s, data on %s; %s.
+Machine: %s × %d CPUs, Linux %s, data on %s; %s%s.
 
-| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd |
-|---|--:|--:|--:|--:|--:|--:|--:|
-`, m.EtcdVersion, r.Duration, r.Warmup, watchRate, watchers, m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion)
+| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|
+`, m.EtcdVersion, r.Duration, r.Warmup, watchRate, watchers, grouped(keepAliveLeases), leaseTTL, fsyncRounds,
+		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.fsync("; "))
 	var notes []string
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f |\n", row.label(),
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio)
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio())
 		if n := row.note(); n != "" {
 			notes = append(notes, "- "+row.label()+": "+n)
 		}
 	}
+	if l := r.fsyncLine(); l != "" {
+		notes = append(notes, "- "+l+".")
+	}
 	if len(notes) > 0 {
 		b.WriteString("\n" + strings.Join(notes, "\n") + "\n")
+	}
+	if r.Size != nil {
+		writeSizeMarkdown(&b, r.Size)
 	}
 	if len(r.Failover) > 0 {
 		b.WriteString("\n| leader kill → first acknowledged write | kills | p50 ms | max ms | no ack in 30 s |\n|---|--:|--:|--:|--:|\n")
@@ -193,6 +252,131 @@ Machine: %s × %d CPUs, Linux %s, data on %s; %s.
 	fmt.Fprintf(&b, "\nRun %s, took %s. To reproduce:\n\n```sh\nmake bench   # %s, then this file from the JSON\n```\n",
 		r.Started.UTC().Format("2006-01-02"), r.Elapsed, r.Command)
 	return b.String()
+}
+
+// writeSizeMarkdown renders the size section: what each metric is, then
+// the metrics × systems table.
+func writeSizeMarkdown(b *strings.Builder, s *SizeReport) {
+	fmt.Fprintf(b, `
+After the rows, %s keys of %d random bytes are loaded into each system,
+%d puts per txn with %d txns in flight, and then:
+
+- **load**: the wall time of that load, and keys written per second.
+- **resident memory**: each member's VmRSS (from `+"`/proc/<pid>/status`"+`)
+  %s after the load, summed over the three members, then per member;
+  etcd's includes the resident pages of its memory-mapped bbolt file.
+- **on disk**: the sizes of the files in each member's data dir, summed;
+  preallocated space counts (etcd preallocates 64 MB WAL segments).
+- **snapshot**: the time to read a snapshot of a follower through
+  `+"`Maintenance.Snapshot`"+` to its end with a client of that member alone,
+  as `+"`etcdctl snapshot save`"+` does, and the snapshot's size.
+- **restart**: the same follower stopped with SIGTERM and started again on
+  its data dir, timed from the process start until a linearizable get
+  through that member alone succeeds.
+
+barge/etcd is barge's figure over etcd's: below 1 is better for barge on
+every line but keys/s. The keys stay: the failover series below runs on
+the loaded stores.
+
+| %s | barge | etcd | barge/etcd |
+|---|--:|--:|--:|
+`, grouped(s.Keys), s.ValueBytes, s.PutsPerTxn, loadWorkers, settleTime, s.title())
+	for _, l := range s.lines() {
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", l.metric, l.barge, l.etcd, l.ratio)
+	}
+	if errs := s.errors(); len(errs) > 0 {
+		b.WriteString("\n- " + strings.Join(errs, "\n- ") + "\n")
+	}
+}
+
+// fsync describes the fdatasync floor after sep, or is "" when it was not
+// measured (a report from before it was).
+func (m Machine) fsync(sep string) string {
+	if m.FdatasyncP50Ms <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%sfdatasync floor (4 KiB write + fdatasync) p50 %.2f ms, p99 %.2f ms", sep, m.FdatasyncP50Ms, m.FdatasyncP99Ms)
+}
+
+// metricLine is one line of the size table.
+type metricLine struct{ metric, barge, etcd, ratio string }
+
+func (s *SizeReport) title() string {
+	return fmt.Sprintf("%s keys of %d B", grouped(s.Keys), s.ValueBytes)
+}
+
+// lines are the size table's lines. A figure a failed system did not
+// reach is a dash, and so is its ratio.
+func (s *SizeReport) lines() []metricLine {
+	b, e := s.Barge, s.Etcd
+	line := func(metric string, f func(SizeMeasure) float64, format string) metricLine {
+		l := metricLine{metric: metric, barge: figure(f(b), format), etcd: figure(f(e), format), ratio: "—"}
+		if x, y := f(b), f(e); x > 0 && y > 0 {
+			l.ratio = fmt.Sprintf("%.2f", x/y)
+		}
+		return l
+	}
+	perMember := func(metric string, f func(MemberSize) int64) metricLine {
+		return metricLine{metric: metric, barge: members(b.Members, f), etcd: members(e.Members, f)}
+	}
+	return []metricLine{
+		line("load, s", func(m SizeMeasure) float64 { return m.LoadMs / 1000 }, "%.2f"),
+		line("load, keys/s", func(m SizeMeasure) float64 { return m.KeysPerSec }, "%.0f"),
+		line("resident memory, 3 members, MiB", func(m SizeMeasure) float64 { return mib(m.RSSBytes) }, "%.1f"),
+		perMember("resident memory per member, MiB", func(m MemberSize) int64 { return m.RSSBytes }),
+		line("on disk, 3 members, MiB", func(m SizeMeasure) float64 { return mib(m.DiskBytes) }, "%.1f"),
+		perMember("on disk per member, MiB", func(m MemberSize) int64 { return m.DiskBytes }),
+		line("snapshot of a follower, ms", func(m SizeMeasure) float64 { return m.SnapshotMs }, "%.0f"),
+		line("snapshot size, MiB", func(m SizeMeasure) float64 { return mib(m.SnapshotBytes) }, "%.1f"),
+		line("follower restart → linearizable get, ms", func(m SizeMeasure) float64 { return m.RestartMs }, "%.0f"),
+	}
+}
+
+// errors says which system stopped short of the section, and why.
+func (s *SizeReport) errors() []string {
+	var out []string
+	for _, m := range []struct {
+		system string
+		err    string
+	}{{SystemBarge, s.Barge.Error}, {SystemEtcd, s.Etcd.Error}} {
+		if m.err != "" {
+			out = append(out, m.system+" size section failed: "+m.err)
+		}
+	}
+	return out
+}
+
+func figure(v float64, format string) string {
+	if v <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+// members lists a per-member figure in MiB, in member order.
+func members(ms []MemberSize, f func(MemberSize) int64) string {
+	if len(ms) == 0 {
+		return "—"
+	}
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = fmt.Sprintf("%.1f", mib(f(m)))
+	}
+	return strings.Join(s, " / ")
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// grouped writes n with thousands separators, as the page text does.
+func grouped(n int) string {
+	if n < 0 {
+		return "-" + grouped(-n)
+	}
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // ReadReport loads a JSON report written by WriteJSON.

@@ -25,6 +25,7 @@ type Config struct {
 	OutDir   string // certificates and every member's data dir and log
 	Window   Window
 	Kills    int    // leader kills per system
+	SizeKeys int    // keys of the size section; 0 skips it
 	Command  string // as typed, recorded in the report
 	Log      *slog.Logger
 }
@@ -43,8 +44,8 @@ func (s *system) close() {
 }
 
 // Run starts both clusters, runs every workload against both, then the
-// failover series, and stops the clusters whatever happens, including
-// when ctx is cancelled by Ctrl-C.
+// size section and the failover series, and stops the clusters whatever
+// happens, including when ctx is cancelled by Ctrl-C.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	begin := time.Now()
 	log := cfg.Log
@@ -55,6 +56,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("barge certs init: %w: %s", err, out)
 		}
 	}
+	// Described before the clusters start, so that the fdatasync floor is
+	// the disk's alone.
+	rep := &Report{Command: cfg.Command, Started: begin, Warmup: cfg.Window.Warmup.String(), Duration: cfg.Window.Duration.String(),
+		Machine: DescribeMachine(ctx, cfg.OutDir, cfg.EtcdBin)}
+	log.Info("machine", "fdatasyncP50Ms", rep.Machine.FdatasyncP50Ms, "fdatasyncP99Ms", rep.Machine.FdatasyncP99Ms)
 	etcd, err := NewEtcdCluster(cfg.EtcdBin, cfg.OutDir, certs, log)
 	if err != nil {
 		return nil, err
@@ -87,39 +93,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("%s: %w", s.c.System, err)
 		}
 	}
-	rep := &Report{Command: cfg.Command, Started: begin, Warmup: cfg.Window.Warmup.String(), Duration: cfg.Window.Duration.String(),
-		Machine: DescribeMachine(ctx, cfg.OutDir, cfg.EtcdBin)}
 	for i, w := range Workloads() {
-		row := Row{Workload: w.Name, Clients: w.Clients, Unit: w.Unit}
 		order := systems
 		if i%2 == 1 {
 			order = []*system{systems[1], systems[0]}
 		}
-		for _, s := range order {
-			before, err := s.c.term(ctx, s.clis[0])
-			if err != nil {
-				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
-			}
-			m, err := w.Run(ctx, s.clis, cfg.Window)
-			if err != nil {
-				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
-			}
-			after, err := s.c.term(ctx, s.clis[0])
-			if err != nil {
-				return nil, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
-			}
-			m.Elections = after - before
-			log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors, "elections", m.Elections)
-			if s.c.System == SystemBarge {
-				row.Barge = m
-			} else {
-				row.Etcd = m
-			}
+		row, err := runRow(ctx, w, order, cfg.Window, log)
+		if err != nil {
+			return nil, err
 		}
-		row.Ratio = Ratio(row.Barge.OpsPerSec, row.Etcd.OpsPerSec)
 		rep.Rows = append(rep.Rows, row)
 	}
 	var errs []error
+	if cfg.SizeKeys > 0 {
+		if rep.Size, err = runSize(ctx, systems, cfg.SizeKeys); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, s := range systems {
 		f, err := Failover(ctx, s.c, s.clis[0], cfg.Kills)
 		rep.Failover = append(rep.Failover, f)
@@ -133,5 +123,58 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Elapsed = time.Since(begin).Round(time.Second).String()
+	return rep, errors.Join(errs...)
+}
+
+// runRow runs workload w against each system in order and counts the
+// elections each saw during it.
+func runRow(ctx context.Context, w Workload, order []*system, win Window, log *slog.Logger) (Row, error) {
+	row := Row{Workload: w.Name, Clients: w.Clients, Unit: w.Unit}
+	for _, s := range order {
+		before, err := s.c.term(ctx, s.clis[0])
+		if err != nil {
+			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+		}
+		m, err := w.Run(ctx, s.clis, win)
+		if err != nil {
+			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+		}
+		after, err := s.c.term(ctx, s.clis[0])
+		if err != nil {
+			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+		}
+		m.Elections = after - before
+		log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors, "elections", m.Elections)
+		if s.c.System == SystemBarge {
+			row.Barge = m
+		} else {
+			row.Etcd = m
+		}
+	}
+	row.Ratio = Ratio(row.Barge.OpsPerSec, row.Etcd.OpsPerSec)
+	return row, nil
+}
+
+// runSize runs the size section against each system in turn. A system
+// that fails it keeps the figures it reached and the error, and the other
+// still runs: as with failover, one system's failure is a finding.
+func runSize(ctx context.Context, systems []*system, keys int) (*SizeReport, error) {
+	rep := &SizeReport{Keys: keys, ValueBytes: valueSize, PutsPerTxn: putsPerTxn}
+	var errs []error
+	for _, s := range systems {
+		m, err := measureSize(ctx, s.c, s.clis, keys)
+		if err != nil {
+			m.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s size: %w", s.c.System, err))
+		}
+		if s.c.System == SystemBarge {
+			rep.Barge = m
+		} else {
+			rep.Etcd = m
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
 	return rep, errors.Join(errs...)
 }

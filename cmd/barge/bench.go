@@ -32,15 +32,17 @@ func newBenchStoreCmd() *cobra.Command {
 		jsonPath, outDir, bargeBin, etcdBin string
 		quick                               bool
 		duration                            time.Duration
-		kills                               int
+		kills, sizeKeys                     int
 	)
 	cmd := &cobra.Command{
 		Use:   "store",
 		Short: "Run the same workloads against a 3-peer barge and a 3-member etcd cluster on loopback",
 		Long: `Start a 3-member etcd cluster and a 3-peer barge cluster on 127.0.0.1, with
 the same certificates, drive both with one etcd v3 client load generator
-(put, range, compare-and-swap, watch, lease) and kill their leaders to time
-failover. Prints a table; --json keeps everything, raw samples included.
+(put, range, compare-and-swap, watch, lease), load --size-keys keys into
+each to weigh memory, disk, snapshot and restart, and kill their leaders
+to time failover. Prints a table; --json keeps everything, raw samples
+included.
 Both clusters are stopped at the end, on error and on Ctrl-C.`,
 		Example: `  barge bench store --quick
   barge bench store --json docs/bench/store.json`,
@@ -51,6 +53,9 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 				win = bench.Window{Warmup: 500 * time.Millisecond, Duration: 3 * time.Second}
 				if !cmd.Flags().Changed("kills") {
 					kills = 3
+				}
+				if !cmd.Flags().Changed("size-keys") {
+					sizeKeys = 100_000
 				}
 			}
 			if bargeBin == "" {
@@ -81,7 +86,7 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := bench.Run(ctx, bench.Config{
-				BargeBin: bargeBin, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills,
+				BargeBin: bargeBin, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys,
 				Command: "barge bench " + strings.Join(os.Args[2:], " "),
 				Log:     slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -102,9 +107,10 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&jsonPath, "json", "", "write the full report, raw failover samples included, to `FILE`")
-	f.BoolVar(&quick, "quick", false, "3 s rows after 0.5 s warm-up and 3 leader kills: a smoke run in under 3 minutes")
+	f.BoolVar(&quick, "quick", false, "3 s rows after 0.5 s warm-up, 100,000 keys in the size section and 3 leader kills: a smoke run in under 3 minutes")
 	f.DurationVar(&duration, "duration", 10*time.Second, "measured duration of each row (after a 2 s warm-up)")
 	f.IntVar(&kills, "kills", 20, "leader kills per system")
+	f.IntVar(&sizeKeys, "size-keys", 1_000_000, "keys loaded into each system to weigh memory, disk, snapshot and restart (0 skips)")
 	f.StringVar(&outDir, "out-dir", "", "`DIR` for certificates, data dirs and member logs (default a temporary dir, removed at the end)")
 	f.StringVar(&bargeBin, "barge", "", "barge binary to run as the store (default this binary)")
 	f.StringVar(&etcdBin, "etcd", "etcd", "etcd binary (3.4 flags)")
