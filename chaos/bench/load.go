@@ -40,6 +40,10 @@ type Measure struct {
 	P50Ms     float64 `json:"p50Ms"`
 	P99Ms     float64 `json:"p99Ms"`
 	MaxMs     float64 `json:"maxMs"`
+	// CPUPerOpUs is the CPU time all three members used per operation,
+	// in microseconds (from /proc/<pid>/stat, so in 10 ms ticks: read it
+	// over whole rows, not single ops).
+	CPUPerOpUs float64 `json:"cpuPerOpUs,omitempty"`
 	// Successes and Conflicts split the attempts of the compare-and-swap
 	// workload; Writes is the number of puts of the watch workload.
 	Successes int64 `json:"successes,omitempty"`

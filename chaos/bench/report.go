@@ -110,11 +110,12 @@ func (r *Report) fsyncLine() string {
 // size section, failover, and the machine.
 func WriteTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd ops/s\tp50 ms\tp99 ms\tbarge/etcd\tp99 barge/etcd\t")
+	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd ops/s\tp50 ms\tp99 ms\tbarge/etcd\tp99 barge/etcd\tCPU µs/op barge\tetcd\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", row.label(),
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio())
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio(),
+			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -202,6 +203,10 @@ so read the ratios, not the absolute numbers.
 - **barge/etcd** is barge's ops/s over etcd's (above 1 barge is faster);
   **p99 barge/etcd** is barge's p99 over etcd's (below 1 barge's tail is
   shorter). The goal is ops/s at least 1.5× etcd's with a p99 no worse.
+- **CPU µs/op** is the CPU time the three members of a system used during
+  the row (from `+"`/proc/<pid>/stat`"+`) over the operations they served: what
+  one operation costs the cluster, the bound of every row where the
+  machine's cores, not the disk, are the busy part.
 - Every row also reads each member's Raft term before and after: a rise
   means the load provoked a leader election, which the notes under the
   table report (none listed: none happened).
@@ -216,15 +221,16 @@ so read the ratios, not the absolute numbers.
 
 Machine: %s × %d CPUs, Linux %s, data on %s; %s%s.
 
-| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd |
-|---|--:|--:|--:|--:|--:|--:|--:|--:|
+| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd | CPU µs/op barge | CPU µs/op etcd |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
 `, m.EtcdVersion, r.Duration, r.Warmup, watchRate, watchers, grouped(keepAliveLeases), leaseTTL, fsyncRounds,
 		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.fsync("; "))
 	var notes []string
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |\n", row.label(),
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio())
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio(),
+			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs)
 		if n := row.note(); n != "" {
 			notes = append(notes, "- "+row.label()+": "+n)
 		}

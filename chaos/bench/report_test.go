@@ -17,7 +17,7 @@ func sampleReport() *Report {
 			FdatasyncP50Ms: 0.5, FdatasyncP99Ms: 1.25},
 		Rows: []Row{
 			{Workload: "put", Clients: 1, Unit: "puts", Barge: Measure{OpsPerSec: 400, P50Ms: 2, P99Ms: 4}, Etcd: Measure{OpsPerSec: 500, P50Ms: 1.5, P99Ms: 5}, Ratio: 0.8},
-			{Workload: "put", Clients: 16, Unit: "puts", Barge: Measure{OpsPerSec: 2000, P50Ms: 7.5, P99Ms: 20.126}, Etcd: Measure{OpsPerSec: 1000, P50Ms: 15, P99Ms: 40}, Ratio: 2},
+			{Workload: "put", Clients: 16, Unit: "puts", Barge: Measure{OpsPerSec: 2000, P50Ms: 7.5, P99Ms: 20.126, CPUPerOpUs: 151.6}, Etcd: Measure{OpsPerSec: 1000, P50Ms: 15, P99Ms: 40, CPUPerOpUs: 300}, Ratio: 2},
 			{Workload: "txn cas 8 hot keys", Clients: 16, Unit: "attempts", Barge: Measure{OpsPerSec: 500, Successes: 10, Conflicts: 5, Errors: 1}, Etcd: Measure{OpsPerSec: 1000}, Ratio: 0.5},
 			{Workload: "watch 1000 watchers", Clients: 1, Unit: "events delivered", Barge: Measure{Writes: 300}},
 			{Workload: "lease keepalive 10000 leases", Clients: 16, Unit: "keep-alives", Barge: Measure{OpsPerSec: 9000, P50Ms: 1, P99Ms: 3}, Etcd: Measure{OpsPerSec: 6000, P50Ms: 2, P99Ms: 6, Errors: 2}, Ratio: 1.5},
@@ -83,9 +83,9 @@ func TestMarkdown(t *testing.T) {
 	md := Markdown(sampleReport())
 	for _, want := range []string{
 		"# Benchmarks\n",
-		"| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-		"| put, 16 clients | 2000 | 7.50 | 20.13 | 1000 | 15.00 | 40.00 | 2.00 | 0.50 |\n",
-		"| lease keepalive 10000 leases, 16 clients | 9000 | 1.00 | 3.00 | 6000 | 2.00 | 6.00 | 1.50 | 0.50 |\n",
+		"| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd | CPU µs/op barge | CPU µs/op etcd |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+		"| put, 16 clients | 2000 | 7.50 | 20.13 | 1000 | 15.00 | 40.00 | 2.00 | 0.50 | 152 | 300 |\n",
+		"| lease keepalive 10000 leases, 16 clients | 9000 | 1.00 | 3.00 | 6000 | 2.00 | 6.00 | 1.50 | 0.50 | 0 | 0 |\n",
 		"- txn cas 8 hot keys, 16 clients: barge: 10 ok/5 conflicts, 1 errors",
 		"- single-client put p50 is 4.0× the fdatasync floor (barge) and 3.0× (etcd).\n",
 		"- **lease keepalive**: 10,000 leases (TTL 3600 s)",
@@ -233,5 +233,30 @@ func TestGrouped(t *testing.T) {
 		if got := grouped(tc.n); got != tc.want {
 			t.Errorf("grouped(%d) = %q, want %q", tc.n, got, tc.want)
 		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       time.Duration
+		err        bool
+	}{
+		// utime 250 + stime 50 ticks = 3 s
+		{"plain", "1234 (barge) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0 100 0 0", 3 * time.Second, false},
+		{"name with spaces and parens", "99 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 7 3 0 0", 100 * time.Millisecond, false},
+		{"no name", "1234 barge S 1", 0, true},
+		{"truncated", "1234 (barge) S 1 2 3", 0, true},
+		{"not a number", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 3 0", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStatCPU(tc.stat)
+			if (err != nil) != tc.err {
+				t.Fatalf("err = %v, want error %v", err, tc.err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

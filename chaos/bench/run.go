@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/barge-dev/barge/raftstore/pki"
@@ -24,10 +25,12 @@ type Config struct {
 	EtcdBin  string
 	OutDir   string // certificates and every member's data dir and log
 	Window   Window
-	Kills    int    // leader kills per system
-	SizeKeys int    // keys of the size section; 0 skips it
-	Command  string // as typed, recorded in the report
-	Log      *slog.Logger
+	Kills    int // leader kills per system
+	SizeKeys int // keys of the size section; 0 skips it
+	// Rows, when set, runs only the rows whose label it matches.
+	Rows    *regexp.Regexp
+	Command string // as typed, recorded in the report
+	Log     *slog.Logger
 }
 
 // system is one cluster under test and its client connections.
@@ -94,6 +97,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	for i, w := range Workloads() {
+		if cfg.Rows != nil && !cfg.Rows.MatchString(Row{Workload: w.Name, Clients: w.Clients}.label()) {
+			continue
+		}
 		order := systems
 		if i%2 == 1 {
 			order = []*system{systems[1], systems[0]}
@@ -111,6 +117,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	for _, s := range systems {
+		if cfg.Kills <= 0 {
+			break
+		}
 		f, err := Failover(ctx, s.c, s.clis[0], cfg.Kills)
 		rep.Failover = append(rep.Failover, f)
 		if err != nil {
@@ -135,16 +144,29 @@ func runRow(ctx context.Context, w Workload, order []*system, win Window, log *s
 		if err != nil {
 			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
 		}
+		cpu0, err := s.c.cpuTime()
+		if err != nil {
+			return row, err
+		}
 		m, err := w.Run(ctx, s.clis, win)
 		if err != nil {
 			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
+		}
+		cpu1, err := s.c.cpuTime()
+		if err != nil {
+			return row, err
+		}
+		// The warm-up burns CPU too; at the window's rate it did
+		// OpsPerSec × Warmup operations.
+		if ops := m.OpsPerSec * (win.Warmup + win.Duration).Seconds(); ops > 0 {
+			m.CPUPerOpUs = float64((cpu1 - cpu0).Microseconds()) / ops
 		}
 		after, err := s.c.term(ctx, s.clis[0])
 		if err != nil {
 			return row, fmt.Errorf("%s against %s: %w", row.label(), s.c.System, err)
 		}
 		m.Elections = after - before
-		log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "errors", m.Errors, "elections", m.Elections)
+		log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "cpuPerOpUs", int(m.CPUPerOpUs), "errors", m.Errors, "elections", m.Elections)
 		if s.c.System == SystemBarge {
 			row.Barge = m
 		} else {

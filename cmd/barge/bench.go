@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ func newBenchStoreCmd() *cobra.Command {
 		quick                               bool
 		duration                            time.Duration
 		kills, sizeKeys                     int
+		rows                                string
 	)
 	cmd := &cobra.Command{
 		Use:   "store",
@@ -85,8 +87,16 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 			grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			var rowsRE *regexp.Regexp
+			if rows != "" {
+				re, err := regexp.Compile(rows)
+				if err != nil {
+					return fmt.Errorf("--rows %q: %w", rows, err)
+				}
+				rowsRE = re
+			}
 			rep, err := bench.Run(ctx, bench.Config{
-				BargeBin: bargeBin, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys,
+				BargeBin: bargeBin, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys, Rows: rowsRE,
 				Command: "barge bench " + strings.Join(os.Args[2:], " "),
 				Log:     slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -109,7 +119,8 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 	f.StringVar(&jsonPath, "json", "", "write the full report, raw failover samples included, to `FILE`")
 	f.BoolVar(&quick, "quick", false, "3 s rows after 0.5 s warm-up, 100,000 keys in the size section and 3 leader kills: a smoke run in under 3 minutes")
 	f.DurationVar(&duration, "duration", 10*time.Second, "measured duration of each row (after a 2 s warm-up)")
-	f.IntVar(&kills, "kills", 20, "leader kills per system")
+	f.IntVar(&kills, "kills", 20, "leader kills per system (0 skips failover)")
+	f.StringVar(&rows, "rows", "", "run only the rows whose label matches `REGEXP`, e.g. 'put|cas' (default all)")
 	f.IntVar(&sizeKeys, "size-keys", 1_000_000, "keys loaded into each system to weigh memory, disk, snapshot and restart (0 skips)")
 	f.StringVar(&outDir, "out-dir", "", "`DIR` for certificates, data dirs and member logs (default a temporary dir, removed at the end)")
 	f.StringVar(&bargeBin, "barge", "", "barge binary to run as the store (default this binary)")
