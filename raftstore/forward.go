@@ -10,68 +10,90 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// A follower forwards its clients' writes to the leader. One RPC per write
-// costs more CPU than the write itself on a small machine, so writes that
-// queue up while earlier forwards are in flight go together in one
-// ProposeBatch call. An idle follower sends a lone write at once: batching
-// only happens when there is a queue, and adds no latency to the first.
+// Writes are batched twice on their way into the log, both times the same
+// way: a batch goes out at once when nothing is in flight, and whatever
+// queues while the in-flight limit is reached goes out together next.
+// An idle cluster adds no latency to a lone write; a busy one pays for
+// one disk commit, one Raft round and one forward per batch rather than
+// per write, which is what bounds throughput on a small machine.
+//
+//   - A follower forwards its clients' writes to the leader in one
+//     ProposeBatch call per batch (forwarder below).
+//   - The leader appends the writes it receives, its own clients' and the
+//     followers' batches alike, with back-to-back raft.Apply calls, which
+//     Raft (BatchApplyCh) stores with one commit (proposer below).
 const (
-	// forwardsInFlight bounds the concurrent batch RPCs to the leader. A
-	// small number keeps the pipe to the leader full while leaving the
-	// rest of the load to queue up and travel as one batch.
+	// forwardsInFlight bounds a follower's concurrent batch calls.
 	forwardsInFlight = 2
-	// maxForwardBatch and maxForwardBytes bound one batch; the byte limit
-	// stays under gRPC's 4 MiB default message size, and one request (at
-	// most 1.5 MiB, the store's limit) always fits.
-	maxForwardBatch = 256
-	maxForwardBytes = 3 << 20
+	// appendsInFlight bounds the leader's batches between raft.Apply and
+	// their apply: two let the leader write one batch to its disk while
+	// the followers write the one before.
+	appendsInFlight = 2
+	// maxBatch and maxBatchBytes bound one batch. The byte limit stays
+	// under gRPC's 4 MiB default message size, and one request (at most
+	// 1.5 MiB, the store's limit) always fits.
+	maxBatch      = 256
+	maxBatchBytes = 3 << 20
 )
 
-// forwarder batches forwarded proposals.
-type forwarder struct {
-	in    chan *forwardItem
-	slots chan struct{}
-}
-
-type forwardItem struct {
+// proposal is one write on its way to the log.
+type proposal struct {
 	ctx  context.Context
-	cli  *peer.Client
 	req  *pb.InternalRaftRequest
 	size int
-	done chan forwardOutcome // buffered: the sender never blocks
+	cli  *peer.Client      // the leader to forward to; nil on the leader
+	done chan applyOutcome // buffered: the batch never blocks on a caller
 }
 
-type forwardOutcome struct {
-	resp proto.Message
-	err  error
+func newProposal(ctx context.Context, cli *peer.Client, req *pb.InternalRaftRequest) *proposal {
+	return &proposal{ctx: ctx, req: req, size: proto.Size(req), cli: cli, done: make(chan applyOutcome, 1)}
 }
 
-func newForwarder() *forwarder {
-	return &forwarder{in: make(chan *forwardItem, maxForwardBatch), slots: make(chan struct{}, forwardsInFlight)}
+// batcher gathers proposals into batches and hands each to process, with
+// at most inFlight batches being processed at once.
+type batcher struct {
+	in      chan *proposal
+	slots   chan struct{}
+	process func([]*proposal)
 }
 
-// propose forwards req to the leader behind cli and returns the leader's
-// response, or an error for withLeader to classify.
-func (f *forwarder) propose(ctx context.Context, cli *peer.Client, req *pb.InternalRaftRequest) (proto.Message, error) {
-	it := &forwardItem{ctx: ctx, cli: cli, req: req, size: proto.Size(req), done: make(chan forwardOutcome, 1)}
-	select {
-	case f.in <- it:
-	case <-ctx.Done():
-		return nil, toGRPC(ctx.Err())
+func newBatcher(inFlight int, process func([]*proposal)) *batcher {
+	return &batcher{in: make(chan *proposal, maxBatch), slots: make(chan struct{}, inFlight), process: process}
+}
+
+// submit queues one proposal and waits for its outcome or for ctx to end.
+func (b *batcher) submit(ctx context.Context, cli *peer.Client, req *pb.InternalRaftRequest) applyOutcome {
+	return b.submitAll(ctx, cli, []*pb.InternalRaftRequest{req})[0]
+}
+
+// submitAll queues every request before waiting for any, so that they can
+// share a batch.
+func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []*pb.InternalRaftRequest) []applyOutcome {
+	out := make([]applyOutcome, len(reqs))
+	queued := make([]*proposal, 0, len(reqs))
+	for i, req := range reqs {
+		p := newProposal(ctx, cli, req)
+		select {
+		case b.in <- p:
+			queued = append(queued, p)
+		case <-ctx.Done():
+			out[i].err = toGRPC(ctx.Err())
+		}
 	}
-	select {
-	case out := <-it.done:
-		return out.resp, out.err
-	case <-ctx.Done():
-		return nil, toGRPC(ctx.Err())
+	for i, p := range queued {
+		select {
+		case out[i] = <-p.done:
+		case <-ctx.Done():
+			out[i].err = toGRPC(ctx.Err())
+		}
 	}
+	return out
 }
 
-// run gathers batches until ctx ends. It takes a send slot before
-// draining the queue, so everything that arrived while every slot was busy
-// joins the batch.
-func (f *forwarder) run(ctx context.Context) {
-	var held *forwardItem // the first of the next batch, already dequeued
+// run gathers batches until ctx ends. It takes a slot before draining the
+// queue, so everything that arrived while every slot was busy joins.
+func (b *batcher) run(ctx context.Context) {
+	var held *proposal // the first of the next batch, already dequeued
 	for {
 		first := held
 		held = nil
@@ -79,62 +101,82 @@ func (f *forwarder) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case first = <-f.in:
+			case first = <-b.in:
 			}
 		}
 		select {
 		case <-ctx.Done():
-			first.done <- forwardOutcome{err: rpctypes.ErrGRPCStopped}
+			first.done <- applyOutcome{err: rpctypes.ErrGRPCStopped}
 			return
-		case f.slots <- struct{}{}:
+		case b.slots <- struct{}{}:
 		}
-		batch, size := []*forwardItem{first}, first.size
+		batch, size := []*proposal{first}, first.size
 	drain:
-		for len(batch) < maxForwardBatch {
+		for len(batch) < maxBatch {
 			select {
-			case it := <-f.in:
-				if it.cli != first.cli || size+it.size > maxForwardBytes {
-					held = it // for another leader, or too big to join
+			case p := <-b.in:
+				if p.cli != first.cli || size+p.size > maxBatchBytes {
+					held = p // for another leader, or too big to join
 					break drain
 				}
-				batch, size = append(batch, it), size+it.size
+				batch, size = append(batch, p), size+p.size
 			default:
 				break drain
 			}
 		}
 		go func() {
-			defer func() { <-f.slots }()
-			sendBatch(batch)
+			defer func() { <-b.slots }()
+			b.process(batch)
 		}()
 	}
 }
 
-// sendBatch makes one ProposeBatch call and hands each caller its result.
-// The call lives as long as the most patient caller.
-func sendBatch(batch []*forwardItem) {
+// batchContext lives as long as the most patient proposal of the batch:
+// one caller giving up must not cancel the others.
+func batchContext(batch []*proposal) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(defaultRequestTimeout)
-	for i, it := range batch {
-		if dl, ok := it.ctx.Deadline(); ok && (i == 0 || dl.After(deadline)) {
+	for i, p := range batch {
+		if dl, ok := p.ctx.Deadline(); ok && (i == 0 || dl.After(deadline)) {
 			deadline = dl
 		}
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	return context.WithDeadline(context.Background(), deadline)
+}
+
+func requestsOf(batch []*proposal) []*pb.InternalRaftRequest {
 	reqs := make([]*pb.InternalRaftRequest, len(batch))
-	for i, it := range batch {
-		reqs[i] = it.req
+	for i, p := range batch {
+		reqs[i] = p.req
 	}
-	rs, err := batch[0].cli.ProposeBatch(ctx, reqs)
-	for i, it := range batch {
-		if err != nil {
-			it.done <- forwardOutcome{err: err}
-			continue
+	return reqs
+}
+
+// appendBatch is the leader's process: append the batch here.
+func (s *Server) appendBatch(batch []*proposal) {
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	outs := s.applyLocalAll(ctx, requestsOf(batch))
+	for i, p := range batch {
+		p.done <- outs[i]
+	}
+}
+
+// forwardBatch is a follower's process: one ProposeBatch call to the
+// leader, each caller getting its own result. Errors are left for
+// withLeader to classify.
+func forwardBatch(batch []*proposal) {
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	rs, err := batch[0].cli.ProposeBatch(ctx, requestsOf(batch))
+	for i, p := range batch {
+		switch {
+		case err != nil:
+			p.done <- applyOutcome{err: err}
+		case rs[i].Err != nil:
+			p.done <- applyOutcome{err: rs[i].Err}
+		default:
+			resp, uerr := rs[i].Resp.UnmarshalNew()
+			p.done <- applyOutcome{res: applyResult{resp: resp}, err: uerr}
 		}
-		if rs[i].Err != nil {
-			it.done <- forwardOutcome{err: rs[i].Err}
-			continue
-		}
-		resp, uerr := rs[i].Resp.UnmarshalNew()
-		it.done <- forwardOutcome{resp: resp, err: uerr}
 	}
 }

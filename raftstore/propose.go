@@ -30,13 +30,14 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 		defer cancel()
 	}
 	return withLeader(ctx, s, func(ctx context.Context) (proto.Message, error) {
-		res, err := s.applyLocal(ctx, req)
-		if err != nil {
-			return nil, err
+		out := s.proposer.submit(ctx, nil, req)
+		if out.err != nil {
+			return nil, out.err
 		}
-		return res.resp, res.err
+		return out.res.resp, out.res.err
 	}, func(ctx context.Context, c *peer.Client) (proto.Message, error) {
-		return s.forwards.propose(ctx, c, req)
+		out := s.forwarder.submit(ctx, c, req)
+		return out.res.resp, out.err
 	})
 }
 
@@ -109,13 +110,6 @@ func forwardError(err error) error {
 		return rpctypes.ErrGRPCNotLeader
 	}
 	return rpctypes.ErrGRPCLeaderChanged
-}
-
-// applyLocal appends req on this peer, which must lead, and waits for it
-// to apply here.
-func (s *Server) applyLocal(ctx context.Context, req *pb.InternalRaftRequest) (applyResult, error) {
-	out := s.applyLocalAll(ctx, []*pb.InternalRaftRequest{req})
-	return out[0].res, out[0].err
 }
 
 // applyOutcome is one request's fate in applyLocalAll: err is a failure to
@@ -211,7 +205,7 @@ func (l *leaderService) ProposeBatch(ctx context.Context, reqs []*pb.InternalRaf
 	if l.s.raft.State() != raft.Leader {
 		return nil, rpctypes.ErrGRPCNotLeader
 	}
-	outs := l.s.applyLocalAll(ctx, reqs)
+	outs := l.s.proposer.submitAll(ctx, nil, reqs)
 	rs := make([]peer.Result, len(outs))
 	for i, o := range outs {
 		switch {

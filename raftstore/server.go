@@ -49,7 +49,8 @@ type Server struct {
 
 	leaderWatch *leaderWatch
 	leaders     *leaderClients
-	forwards    *forwarder
+	proposer    *batcher // writes appended here, as leader
+	forwarder   *batcher // writes forwarded to the leader
 	reads       *readBatcher
 
 	// gate is held shared by every local proposal and exclusively by a
@@ -177,7 +178,8 @@ func (s *Server) start() error {
 
 	s.leaderWatch = newLeaderWatch(s.raft)
 	s.leaders = newLeaderClients(s.mux)
-	s.forwards = newForwarder()
+	s.proposer = newBatcher(appendsInFlight, s.appendBatch)
+	s.forwarder = newBatcher(forwardsInFlight, forwardBatch)
 	s.reads = newReadBatcher(s.raft, s.fsm)
 
 	s.peerGRPC = grpc.NewServer()
@@ -197,7 +199,8 @@ func (s *Server) start() error {
 
 	s.goFn(func() { s.leaderWatch.run(s.ctx) })
 	s.goFn(func() { s.reads.run(s.ctx) })
-	s.goFn(func() { s.forwards.run(s.ctx) })
+	s.goFn(func() { s.proposer.run(s.ctx) })
+	s.goFn(func() { s.forwarder.run(s.ctx) })
 	s.goFn(func() { s.fsm.hub.Run(s.ctx) })
 	s.goFn(func() { s.runLeadership(notify) })
 	s.goFn(s.publishAttributes)
