@@ -68,7 +68,8 @@ demo: build deps
 # BENCH_FLAGS=--quick gives a smoke run in under 3 minutes.
 BENCH_FLAGS ?=
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/ ./raftstore/watch/
+	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
 	@mkdir -p docs/bench
 	$(BIN) bench store --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench report --json docs/bench/store.json --markdown docs/benchmarks.md

@@ -245,8 +245,9 @@ func (c *Cluster) clientOf(endpoints ...string) (*clientv3.Client, error) {
 
 // memberStatus is what Maintenance.Status says about one member.
 type memberStatus struct {
-	id, leader, term uint64
-	errs             []string
+	id, leader, term   uint64
+	committed, applied uint64 // Raft indexes
+	errs               []string
 }
 
 // statuses asks every member for its status with a short timeout each.
@@ -259,7 +260,8 @@ func (c *Cluster) statuses(ctx context.Context, cli *clientv3.Client) ([]memberS
 		if err != nil {
 			return nil, fmt.Errorf("status of %s: %w", m.Name, err)
 		}
-		out[i] = memberStatus{id: st.Header.MemberId, leader: st.Leader, term: st.RaftTerm, errs: st.Errors}
+		out[i] = memberStatus{id: st.Header.MemberId, leader: st.Leader, term: st.RaftTerm, errs: st.Errors,
+			committed: st.RaftIndex, applied: st.RaftAppliedIndex}
 	}
 	return out, nil
 }
@@ -279,20 +281,16 @@ func (c *Cluster) term(ctx context.Context, cli *clientv3.Client) (uint64, error
 	return t, nil
 }
 
-// leader returns the index of the member every member agrees leads, or an
-// error when they do not agree yet.
-func (c *Cluster) leader(ctx context.Context, cli *clientv3.Client) (int, error) {
-	sts, err := c.statuses(ctx, cli)
-	if err != nil {
-		return -1, err
-	}
+// agreedLeader returns the index of the member every member agrees leads,
+// or an error when they do not agree yet.
+func agreedLeader(members []*Member, sts []memberStatus) (int, error) {
 	lead := sts[0].leader
 	for i, st := range sts {
 		if st.leader == 0 || st.leader != lead {
-			return -1, fmt.Errorf("%s sees leader %x, %s sees %x", c.Members[0].Name, lead, c.Members[i].Name, st.leader)
+			return -1, fmt.Errorf("%s sees leader %x, %s sees %x", members[0].Name, lead, members[i].Name, st.leader)
 		}
 		if len(st.errs) > 0 {
-			return -1, fmt.Errorf("%s: %s", c.Members[i].Name, strings.Join(st.errs, "; "))
+			return -1, fmt.Errorf("%s: %s", members[i].Name, strings.Join(st.errs, "; "))
 		}
 	}
 	for i, st := range sts {
@@ -303,22 +301,37 @@ func (c *Cluster) leader(ctx context.Context, cli *clientv3.Client) (int, error)
 	return -1, fmt.Errorf("leader %x is not one of the members", lead)
 }
 
-// WaitHealthy polls Status until all three members answer and agree on a
-// leader, or timeout passes. Polling is the only way: neither system
-// offers an event for "the cluster is whole again".
+// WaitHealthy polls Status until all three members answer, agree on a
+// leader and have each applied everything the leader had committed when
+// they first agreed, or timeout passes. A member that is up but still
+// catching up (replaying its log after a restart) cannot vote promptly,
+// so killing the leader then would time a double fault, not a failover.
+// Polling is the only way: neither system offers an event for "the
+// cluster is whole again".
 func (c *Cluster) WaitHealthy(ctx context.Context, cli *clientv3.Client, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var last error
+	var (
+		last   error
+		target uint64 // the leader's commit index once all agreed
+	)
 	for {
 		for _, m := range c.Members {
 			if !m.running() {
 				return -1, fmt.Errorf("%s exited; see %s", m.Name, m.logPath)
 			}
 		}
-		lead, err := c.leader(ctx, cli)
+		sts, err := c.statuses(ctx, cli)
 		if err == nil {
-			return lead, nil
+			var lead int
+			if lead, err = agreedLeader(c.Members, sts); err == nil {
+				if target == 0 {
+					target = sts[lead].committed
+				}
+				if err = caughtUp(c.Members, sts, target); err == nil {
+					return lead, nil
+				}
+			}
 		}
 		last = err
 		select {
@@ -327,4 +340,14 @@ func (c *Cluster) WaitHealthy(ctx context.Context, cli *clientv3.Client, timeout
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// caughtUp reports a member that has not yet applied index target.
+func caughtUp(members []*Member, sts []memberStatus, target uint64) error {
+	for i, st := range sts {
+		if st.applied < target {
+			return fmt.Errorf("%s has applied index %d of %d", members[i].Name, st.applied, target)
+		}
+	}
+	return nil
 }

@@ -260,3 +260,50 @@ func TestParseStatCPU(t *testing.T) {
 		})
 	}
 }
+
+func TestKeepHandWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name, generated, previous, want string
+	}{
+		{"no previous page", "# New\n", "", "# New\n"},
+		{"previous page without analysis", "# New\n", "# Old\n", "# New\n"},
+		{"analysis kept, old table dropped", "# New\n\n",
+			"# Old\n" + HandWrittenMarker + "\n## Why\nfsync.\n",
+			"# New\n\n" + HandWrittenMarker + "\n## Why\nfsync.\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := KeepHandWritten(tc.generated, tc.previous); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHealthChecks(t *testing.T) {
+	members := []*Member{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	whole := []memberStatus{{id: 1, leader: 2, applied: 10}, {id: 2, leader: 2, applied: 12}, {id: 3, leader: 2, applied: 11}}
+	for _, tc := range []struct {
+		name    string
+		sts     []memberStatus
+		target  uint64
+		lead    int
+		leadErr bool
+		lagErr  bool
+	}{
+		{"whole and caught up", whole, 10, 1, false, false},
+		{"one member behind", whole, 11, 1, false, true},
+		{"no leader yet", []memberStatus{{id: 1}, {id: 2, leader: 2}, {id: 3, leader: 2}}, 0, -1, true, false},
+		{"split view", []memberStatus{{id: 1, leader: 1}, {id: 2, leader: 2}, {id: 3, leader: 2}}, 0, -1, true, false},
+		{"alarm", []memberStatus{{id: 1, leader: 2}, {id: 2, leader: 2, errs: []string{"NOSPACE"}}, {id: 3, leader: 2}}, 0, -1, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lead, err := agreedLeader(members, tc.sts)
+			if (err != nil) != tc.leadErr || lead != tc.lead {
+				t.Fatalf("agreedLeader = %d, %v; want %d, error %v", lead, err, tc.lead, tc.leadErr)
+			}
+			if err := caughtUp(members, tc.sts, tc.target); (err != nil) != tc.lagErr {
+				t.Fatalf("caughtUp = %v, want error %v", err, tc.lagErr)
+			}
+		})
+	}
+}

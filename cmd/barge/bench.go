@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -132,7 +133,7 @@ func newBenchReportCmd() *cobra.Command {
 	var jsonPath, mdPath string
 	cmd := &cobra.Command{
 		Use:     "report",
-		Short:   "Render docs/benchmarks.md from a `barge bench store --json` report",
+		Short:   "Render docs/benchmarks.md from a `barge bench store --json` report, keeping its hand-written analysis",
 		Example: `  barge bench report --json docs/bench/store.json --markdown docs/benchmarks.md`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -144,7 +145,12 @@ func newBenchReportCmd() *cobra.Command {
 				_, err := fmt.Fprint(cmd.OutOrStdout(), bench.Markdown(rep))
 				return err
 			}
-			if err := os.WriteFile(mdPath, []byte(bench.Markdown(rep)), 0o644); err != nil {
+			previous, err := os.ReadFile(mdPath)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("read the page to keep its hand-written part: %w", err)
+			}
+			page := bench.KeepHandWritten(bench.Markdown(rep), string(previous))
+			if err := os.WriteFile(mdPath, []byte(page), 0o644); err != nil {
 				return fmt.Errorf("write markdown: %w", err)
 			}
 			return nil
