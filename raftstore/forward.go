@@ -69,6 +69,9 @@ func (b *batcher) submit(ctx context.Context, cli *peer.Client, req *pb.Internal
 // submitAll queues every request before waiting for any, so that they can
 // share a batch.
 func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []*pb.InternalRaftRequest) []applyOutcome {
+	if out, ok := b.direct(ctx, cli, reqs); ok {
+		return out
+	}
 	out := make([]applyOutcome, len(reqs))
 	queued := make([]*proposal, 0, len(reqs))
 	for i, req := range reqs {
@@ -88,6 +91,37 @@ func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []*pb.In
 		}
 	}
 	return out
+}
+
+// direct processes reqs as one batch on the caller's goroutine when a slot
+// is free and nothing is queued: then there is nothing to wait for or to
+// join, and two goroutine hand-offs are a measurable part of an idle
+// cluster's write latency. It reports false, having done nothing, when
+// the requests must queue.
+func (b *batcher) direct(ctx context.Context, cli *peer.Client, reqs []*pb.InternalRaftRequest) ([]applyOutcome, bool) {
+	if len(b.in) > 0 {
+		return nil, false
+	}
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	defer func() { <-b.slots }()
+	batch, size := make([]*proposal, len(reqs)), 0
+	for i, req := range reqs {
+		batch[i] = newProposal(ctx, cli, req)
+		size += batch[i].size
+	}
+	if len(batch) > maxBatch || size > maxBatchBytes {
+		return nil, false
+	}
+	b.process(batch)
+	out := make([]applyOutcome, len(batch))
+	for i, p := range batch {
+		out[i] = <-p.done // process answers every proposal before returning
+	}
+	return out, true
 }
 
 // run gathers batches until ctx ends. It takes a slot before draining the
@@ -132,8 +166,12 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 // batchContext lives as long as the most patient proposal of the batch:
-// one caller giving up must not cancel the others.
+// one caller giving up must not cancel the others. A batch of one
+// caller's requests simply uses that caller's context.
 func batchContext(batch []*proposal) (context.Context, context.CancelFunc) {
+	if shared := batch[0].ctx; allWithContext(batch, shared) {
+		return shared, func() {}
+	}
 	deadline := time.Now().Add(defaultRequestTimeout)
 	for i, p := range batch {
 		if dl, ok := p.ctx.Deadline(); ok && (i == 0 || dl.After(deadline)) {
@@ -141,6 +179,15 @@ func batchContext(batch []*proposal) (context.Context, context.CancelFunc) {
 		}
 	}
 	return context.WithDeadline(context.Background(), deadline)
+}
+
+func allWithContext(batch []*proposal, ctx context.Context) bool {
+	for _, p := range batch {
+		if p.ctx != ctx {
+			return false
+		}
+	}
+	return true
 }
 
 func requestsOf(batch []*proposal) []*pb.InternalRaftRequest {

@@ -92,21 +92,38 @@ func TestBatcherSplitsByLeader(t *testing.T) {
 	}
 }
 
-// TestBatcherCallerGivesUp: a caller whose context ends gets its error at
-// once, while the batch it joined carries on for the others.
+// TestBatcherCallerGivesUp: a caller whose context has ended gets its
+// error at once, whether or not its proposal made it into the queue.
 func TestBatcherCallerGivesUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	seen, release := make(chan []*proposal, 4), make(chan struct{})
+	close(release)
 	b := newBatcher(1, echoProcess(seen, release))
+	b.slots <- struct{}{} // every slot busy: the proposal cannot go direct
 	go b.run(ctx)
 	callerCtx, giveUp := context.WithCancel(ctx)
-	out := make(chan applyOutcome, 1)
-	go func() { out <- b.submit(callerCtx, nil, putReq(0)) }()
-	<-seen
 	giveUp()
-	if got := <-out; !errors.Is(got.err, context.Canceled) {
+	if got := b.submit(callerCtx, nil, putReq(0)); !errors.Is(got.err, context.Canceled) {
 		t.Fatalf("caller got %v, want context.Canceled", got.err)
 	}
-	close(release) // the batch still finishes without a reader
+}
+
+// TestBatcherDirectWhenIdle: with a slot free and nothing queued, the
+// caller's goroutine processes its own batch, without the run loop.
+func TestBatcherDirectWhenIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seen, release := make(chan []*proposal, 4), make(chan struct{})
+	close(release)
+	b := newBatcher(1, echoProcess(seen, release)) // run is never started
+	outs := b.submitAll(ctx, nil, []*pb.InternalRaftRequest{putReq(0), putReq(1)})
+	for i, out := range outs {
+		if out.err != nil || out.res.resp.(*pb.PutResponse).Header.Revision != 2 {
+			t.Errorf("outcome %d: %+v", i, out)
+		}
+	}
+	if len(b.slots) != 0 {
+		t.Fatal("the slot was not given back")
+	}
 }
