@@ -285,13 +285,16 @@ func (s *Server) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest) (*pb
 func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	st := s.fsm.store.Stats()
 	resp := &pb.StatusResponse{
-		Header:           s.Header(),
-		Version:          EtcdAPIVersion,
-		DbSize:           s.diskSize(),
-		DbSizeInUse:      st.SizeBytes,
-		RaftIndex:        s.raft.CommitIndex(),
-		RaftTerm:         s.currentTerm(),
-		RaftAppliedIndex: s.raft.AppliedIndex(),
+		Header:      s.Header(),
+		Version:     EtcdAPIVersion,
+		DbSize:      s.diskSize(),
+		DbSizeInUse: st.SizeBytes,
+		RaftIndex:   s.raft.CommitIndex(),
+		RaftTerm:    s.currentTerm(),
+		// Not raft.AppliedIndex: that moves when entries are queued for
+		// the FSM, which after a restart can be seconds ahead of what the
+		// store holds.
+		RaftAppliedIndex: s.fsm.appliedIndex(),
 		StorageVersion:   "barge-" + Version,
 	}
 	if _, id := s.raft.LeaderWithID(); id != "" {

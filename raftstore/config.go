@@ -90,6 +90,12 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	SnapshotInterval  time.Duration
+	// SnapshotLogBytes also triggers a snapshot once the entries applied
+	// since the last one add up to this many bytes. hashicorp/raft counts
+	// entries only, and one entry may be a 1.5 MiB txn: without a byte
+	// bound a restarted peer could have gigabytes of log to replay, and a
+	// peer replaying cannot vote promptly.
+	SnapshotLogBytes int64
 
 	CompactionMode      CompactionMode
 	CompactionRetention time.Duration // periodic mode
@@ -134,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.SnapshotLogBytes == 0 {
+		c.SnapshotLogBytes = 64 << 20
 	}
 	if c.CompactionMode == "" {
 		c.CompactionMode = CompactionPeriodic

@@ -36,6 +36,12 @@ type fsm struct {
 	waiters []applyWaiter
 
 	restores atomic.Int64 // snapshots installed, for tests and metrics
+
+	// logBytes counts entry bytes applied since the last snapshot; once
+	// it passes logBytesLimit, bigLog is signalled (see SnapshotLogBytes).
+	logBytes      atomic.Int64
+	logBytesLimit int64
+	bigLog        chan struct{}
 }
 
 type applyWaiter struct {
@@ -50,6 +56,7 @@ func newFSM(logger *slog.Logger, minLeaseTTL int64, hubCfg watch.Config) *fsm {
 		lessor:  lease.New(minLeaseTTL, nil),
 		members: newMemberTable(),
 		logger:  logger,
+		bigLog:  make(chan struct{}, 1),
 	}
 	hubCfg.Logger = logger
 	f.hub = watch.NewHub(st, hubCfg)
@@ -61,6 +68,12 @@ func newFSM(logger *slog.Logger, minLeaseTTL int64, hubCfg watch.Config) *fsm {
 func (f *fsm) Apply(l *raft.Log) any {
 	res := f.applyData(l.Data)
 	f.markApplied(l.Index)
+	if n := f.logBytes.Add(int64(len(l.Data))); f.logBytesLimit > 0 && n >= f.logBytesLimit {
+		select {
+		case f.bigLog <- struct{}{}:
+		default:
+		}
+	}
 	return res
 }
 
@@ -132,6 +145,7 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 // Snapshot implements raft.FSM. It only freezes a view (O(1)); Persist
 // streams it while Apply carries on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.logBytes.Store(0)
 	return &fsmSnapshot{
 		view:    f.store.View(),
 		leases:  f.lessor.List(),

@@ -144,6 +144,7 @@ func (s *Server) start() error {
 
 	s.fsm = newFSM(s.logger, cfg.MinLeaseTTL, watch.Config{ProgressInterval: cfg.WatchProgressInterval})
 	s.fsm.clusterID, s.fsm.memberID = s.id.ClusterID, s.id.MemberID
+	s.fsm.logBytesLimit = cfg.SnapshotLogBytes
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = serverID(s.id.MemberID)
@@ -203,6 +204,7 @@ func (s *Server) start() error {
 	s.goFn(func() { s.forwarder.run(s.ctx) })
 	s.goFn(func() { s.fsm.hub.Run(s.ctx) })
 	s.goFn(func() { s.runLeadership(notify) })
+	s.goFn(s.snapshotBigLogs)
 	s.goFn(s.publishAttributes)
 	s.logger.Info("store peer started", "id", fmt.Sprintf("%016x", s.id.MemberID),
 		"peer", cfg.AdvertisePeerAddr, "client", cfg.AdvertiseClientAddr, "restored", hasState)
@@ -359,6 +361,30 @@ func (s *Server) SnapshotsInstalled() int64 { return s.fsm.restores.Load() }
 
 // TakeSnapshot forces a Raft snapshot and log truncation now.
 func (s *Server) TakeSnapshot() error { return s.raft.Snapshot().Error() }
+
+// snapshotBigLogs takes a snapshot whenever the FSM reports that the log
+// applied since the last one passed SnapshotLogBytes.
+func (s *Server) snapshotBigLogs() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.fsm.bigLog:
+		}
+		// Raft may have snapshotted meanwhile, by its own entry count.
+		if s.fsm.logBytes.Load() < s.cfg.SnapshotLogBytes {
+			continue
+		}
+		err := s.raft.Snapshot().Error()
+		switch {
+		case err == nil:
+			s.logger.Info("snapshot taken", "reason", "log bytes", "limit", s.cfg.SnapshotLogBytes)
+		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown):
+		default:
+			s.logger.Warn("snapshot for log size failed", "err", err)
+		}
+	}
+}
 
 // Raft exposes the Raft node to in-module tests and tools.
 func (s *Server) Raft() *raft.Raft { return s.raft }
