@@ -143,9 +143,6 @@ func TestSizeKey(t *testing.T) {
 }
 
 func TestFdatasyncFloor(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1000 fdatasyncs")
-	}
 	dir := t.TempDir()
 	l, err := FdatasyncFloor(context.Background(), dir)
 	if err != nil {

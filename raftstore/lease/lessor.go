@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"container/heap"
 	"errors"
 	"sort"
 	"sync"
@@ -24,12 +25,14 @@ type lease struct {
 	ttl    int64 // seconds, as granted (after the minimum is applied)
 	keys   map[string]struct{}
 	expiry time.Time // leader only; zero on followers
+	index  int       // position in the expiry queue; -1 when not queued
 }
 
 // Lessor tracks leases. It is safe for concurrent use.
 type Lessor struct {
 	mu      sync.Mutex
 	leases  map[int64]*lease
+	queue   expiryQueue // the leases by expiry, while primary
 	primary bool
 	minTTL  int64
 	now     func() time.Time
@@ -60,9 +63,10 @@ func (l *Lessor) Grant(id, ttl int64) (int64, error) {
 		return 0, ErrExists
 	}
 	ttl = l.EffectiveTTL(ttl)
-	le := &lease{id: id, ttl: ttl, keys: map[string]struct{}{}}
+	le := &lease{id: id, ttl: ttl, keys: map[string]struct{}{}, index: -1}
 	if l.primary {
 		le.expiry = l.now().Add(time.Duration(ttl) * time.Second)
+		l.queue.add(le)
 	}
 	l.leases[id] = le
 	return ttl, nil
@@ -78,6 +82,7 @@ func (l *Lessor) Revoke(id int64) ([]string, error) {
 		return nil, ErrNotFound
 	}
 	delete(l.leases, id)
+	l.queue.remove(le)
 	keys := make([]string, 0, len(le.keys))
 	for k := range le.keys {
 		keys = append(keys, k)
@@ -168,6 +173,7 @@ func (l *Lessor) Renew(id int64) (int64, error) {
 		return 0, ErrNotFound
 	}
 	le.expiry = l.now().Add(time.Duration(le.ttl) * time.Second)
+	l.queue.moved(le)
 	return le.ttl, nil
 }
 
@@ -178,8 +184,10 @@ func (l *Lessor) Promote() {
 	defer l.mu.Unlock()
 	l.primary = true
 	now := l.now()
+	l.queue.clear()
 	for _, le := range l.leases {
 		le.expiry = now.Add(time.Duration(le.ttl) * time.Second)
+		l.queue.add(le)
 	}
 }
 
@@ -188,6 +196,7 @@ func (l *Lessor) Demote() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.primary = false
+	l.queue.clear()
 	for _, le := range l.leases {
 		le.expiry = time.Time{}
 	}
@@ -209,15 +218,14 @@ func (l *Lessor) Expired(max int) []int64 {
 		return nil
 	}
 	now := l.now()
-	var ids []int64
-	for id, le := range l.leases {
-		if !le.expiry.After(now) {
-			ids = append(ids, id)
-		}
+	var due []*lease
+	for l.queue.Len() > 0 && !l.queue[0].expiry.After(now) && (max <= 0 || len(due) < max) {
+		due = append(due, heap.Pop(&l.queue).(*lease))
 	}
-	sort.Slice(ids, func(i, j int) bool { return l.leases[ids[i]].expiry.Before(l.leases[ids[j]].expiry) })
-	if max > 0 && len(ids) > max {
-		ids = ids[:max]
+	var ids []int64
+	for _, le := range due {
+		ids = append(ids, le.id)
+		l.queue.add(le) // listed again next time, until revoked
 	}
 	return ids
 }
@@ -227,4 +235,5 @@ func (l *Lessor) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.leases = map[int64]*lease{}
+	l.queue.clear()
 }
