@@ -11,17 +11,18 @@ import (
 )
 
 // Writes are batched twice on their way into the log, both times the same
-// way: a batch goes out at once when nothing is in flight, and whatever
-// queues while the in-flight limit is reached goes out together next.
-// An idle cluster adds no latency to a lone write; a busy one pays for
-// one disk commit, one Raft round and one forward per batch rather than
-// per write, which is what bounds throughput on a small machine.
+// way: a batch goes out at once while the in-flight limit is not reached,
+// and whatever queues meanwhile goes out together next. An idle cluster
+// adds no latency to a lone write; a busy one pays for one disk commit,
+// one Raft round and one forward per batch rather than per write, which
+// is what bounds throughput on a small machine.
 //
 //   - A follower forwards its clients' writes to the leader in one
-//     ProposeBatch call per batch (forwarder below).
+//     ProposeBatch call per batch (Server.forwarder, forwardBatch below).
 //   - The leader appends the writes it receives, its own clients' and the
 //     followers' batches alike, with back-to-back raft.Apply calls, which
-//     Raft (BatchApplyCh) stores with one commit (proposer below).
+//     Raft (BatchApplyCh) stores with one commit (Server.proposer,
+//     appendBatch below).
 const (
 	// forwardsInFlight bounds a follower's concurrent batch calls; two
 	// keep the leader's queue fed while one call travels back.

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -98,6 +99,11 @@ func (m *Mux) NewClient(addr string) (*Client, error) {
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return m.DialRPC(ctx, a) }),
+		// A batch's results can be larger than gRPC's 4 MiB default (many
+		// txns that each read), and refusing them after the leader applied
+		// the writes would turn successes into errors; etcd's clients
+		// accept any size for the same reason.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
 	if err != nil {
 		return nil, err
