@@ -8,7 +8,7 @@ BIN       := bin/barge
 DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2
 TEST_TIMEOUT ?= 18m
 
-.PHONY: all build test demo bench chaos deps vet fuzz openapi lint clean
+.PHONY: all build test demo bench bench-wal chaos deps vet fuzz openapi lint clean
 
 all: build
 
@@ -73,6 +73,13 @@ bench: build deps
 	@mkdir -p docs/bench
 	$(BIN) bench store --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench report --json docs/bench/store.json --markdown docs/benchmarks.md
+
+# bench-wal: the same run with barge's Raft log in hashicorp/raft-wal
+# (--log-store=wal) instead of the default raft-boltdb; docs/benchmarks.md
+# compares the two in its hand-written part.
+bench-wal: build deps
+	@mkdir -p docs/bench
+	$(BIN) bench store --barge-flag=--log-store=wal --json docs/bench/store-wal.json $(BENCH_FLAGS)
 
 # chaos: five servers, five minutes, every fault; needs root. The report
 # (JSON, plus the porcupine visualisation if a violation is found) is kept

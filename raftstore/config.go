@@ -96,6 +96,12 @@ type Config struct {
 	// bound a restarted peer could have gigabytes of log to replay, and a
 	// peer replaying cannot vote promptly.
 	SnapshotLogBytes int64
+	// LogStore is where the Raft log lives; "" keeps the data
+	// directory's, or takes LogStoreBolt for a new one.
+	LogStore LogStoreKind
+	// WALSegmentBytes sizes LogStoreWAL's segment files (default 64 MiB).
+	// Entries before a snapshot go with their whole segment.
+	WALSegmentBytes int
 
 	CompactionMode      CompactionMode
 	CompactionRetention time.Duration // periodic mode

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/barge-dev/barge/raftstore/lease"
 	"github.com/barge-dev/barge/raftstore/snapfile"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // RestoreConfig describes the peer an offline restore prepares.
@@ -84,7 +82,7 @@ func PrepareRestore(snapshot io.Reader, rc RestoreConfig) (snapfile.Metadata, er
 	if err := sink.Close(); err != nil {
 		return snapfile.Metadata{}, fmt.Errorf("write raft snapshot: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(rc.DataDir, "raft.db")})
+	store, err := openStable(rc.DataDir)
 	if err != nil {
 		return snapfile.Metadata{}, err
 	}

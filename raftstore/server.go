@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +33,9 @@ type Server struct {
 
 	fsm       *fsm
 	raft      *raft.Raft
-	logStore  *raftboltdb.BoltStore
+	stable    *raftboltdb.BoltStore // Raft's term and vote, and the log with LogStoreBolt
+	logs      raft.LogStore
+	logCloser io.Closer // nil when logs is stable
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	mux       *peer.Mux
@@ -102,15 +103,20 @@ func (s *Server) start() error {
 	}
 
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: s.raftLogOutput()})
-	s.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	s.stable, err = openStable(cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("open raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
+		return err
+	}
+	var kind LogStoreKind
+	s.logs, s.logCloser, kind, err = openLogStore(cfg.DataDir, cfg.LogStore, cfg.WALSegmentBytes, s.stable, hlog)
+	if err != nil {
+		return err
 	}
 	s.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	hasState, err := raft.HasExistingState(s.logStore, s.logStore, s.snaps)
+	hasState, err := raft.HasExistingState(s.logs, s.stable, s.snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
@@ -163,11 +169,11 @@ func (s *Server) start() error {
 
 	// The leader reads every entry back to replicate it; the cache serves
 	// those reads from memory instead of a bolt read and a decode each.
-	logs, err := raft.NewLogCache(logCacheEntries, s.logStore)
+	logs, err := raft.NewLogCache(logCacheEntries, s.logs)
 	if err != nil {
 		return fmt.Errorf("log cache: %w", err)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.logStore, s.snaps, s.transport)
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.stable, s.snaps, s.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -207,7 +213,7 @@ func (s *Server) start() error {
 	s.goFn(s.snapshotBigLogs)
 	s.goFn(s.publishAttributes)
 	s.logger.Info("store peer started", "id", fmt.Sprintf("%016x", s.id.MemberID),
-		"peer", cfg.AdvertisePeerAddr, "client", cfg.AdvertiseClientAddr, "restored", hasState)
+		"peer", cfg.AdvertisePeerAddr, "client", cfg.AdvertiseClientAddr, "restored", hasState, "logStore", kind)
 	return nil
 }
 
@@ -320,8 +326,11 @@ func (s *Server) closeAll() {
 		s.leaders.close()
 	}
 	s.wg.Wait()
-	if s.logStore != nil {
-		s.logStore.Close()
+	if s.logCloser != nil {
+		s.logCloser.Close()
+	}
+	if s.stable != nil {
+		s.stable.Close()
 	}
 }
 

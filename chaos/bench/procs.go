@@ -115,11 +115,11 @@ func NewEtcdCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, erro
 }
 
 // NewBargeCluster lays out a 3-peer barge cluster as an operator would
-// start it.
-func NewBargeCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
+// start it, with extra server flags appended to each member's.
+func NewBargeCluster(bin, outDir, certs string, extra []string, log *slog.Logger) (*Cluster, error) {
 	return newCluster(SystemBarge, bin, outDir, certs, log, func(m *Member, initial string) []string {
-		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
-			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial}
+		return append([]string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
+			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial}, extra...)
 	})
 }
 

@@ -22,11 +22,13 @@ const conns = 4
 // Config is one `barge bench store` run.
 type Config struct {
 	BargeBin string
-	EtcdBin  string
-	OutDir   string // certificates and every member's data dir and log
-	Window   Window
-	Kills    int // leader kills per system
-	SizeKeys int // keys of the size section; 0 skips it
+	// BargeFlags are added to every barge server's command line.
+	BargeFlags []string
+	EtcdBin    string
+	OutDir     string // certificates and every member's data dir and log
+	Window     Window
+	Kills      int // leader kills per system
+	SizeKeys   int // keys of the size section; 0 skips it
 	// Rows, when set, runs only the rows whose label it matches.
 	Rows    *regexp.Regexp
 	Command string // as typed, recorded in the report
@@ -68,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	barge, err := NewBargeCluster(cfg.BargeBin, cfg.OutDir, certs, log)
+	barge, err := NewBargeCluster(cfg.BargeBin, cfg.OutDir, certs, cfg.BargeFlags, log)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ func newBenchCmd() *cobra.Command {
 func newBenchStoreCmd() *cobra.Command {
 	var (
 		jsonPath, outDir, bargeBin, etcdBin string
+		bargeFlags                          []string
 		quick                               bool
 		duration                            time.Duration
 		kills, sizeKeys                     int
@@ -97,7 +98,7 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 				rowsRE = re
 			}
 			rep, err := bench.Run(ctx, bench.Config{
-				BargeBin: bargeBin, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys, Rows: rowsRE,
+				BargeBin: bargeBin, BargeFlags: bargeFlags, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys, Rows: rowsRE,
 				Command: "barge bench " + strings.Join(os.Args[2:], " "),
 				Log:     slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -126,6 +127,7 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 	f.StringVar(&outDir, "out-dir", "", "`DIR` for certificates, data dirs and member logs (default a temporary dir, removed at the end)")
 	f.StringVar(&bargeBin, "barge", "", "barge binary to run as the store (default this binary)")
 	f.StringVar(&etcdBin, "etcd", "etcd", "etcd binary (3.4 flags)")
+	f.StringArrayVar(&bargeFlags, "barge-flag", nil, "extra `FLAG` for every barge server, repeatable, e.g. --barge-flag=--log-store=wal")
 	return cmd
 }
 
