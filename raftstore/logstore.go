@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 )
 
@@ -24,10 +23,17 @@ const (
 	// (hashicorp/raft-boltdb), the design's default. A commit there costs
 	// two fdatasyncs: the data pages, then the meta page.
 	LogStoreBolt LogStoreKind = "bolt"
-	// LogStoreWAL keeps the log in append-only segment files under wal/
-	// (hashicorp/raft-wal, the store Consul moved to from raft-boltdb).
-	// An append costs one fsync, so a write waits for two syncs in series
-	// (leader, then follower) rather than four.
+	// LogStoreWAL keeps the log in preallocated, append-only segment
+	// files under wal/ (hashicorp/raft-wal, which Consul offers instead of
+	// raft-boltdb). An append costs one fsync, so a write waits for two
+	// syncs in series (leader, then follower) rather than four.
+	//
+	// Experimental, as it still is in Consul: a crash between sealing a
+	// full segment and recording the next one in wal-meta.db leaves every
+	// later append failing with "segment is sealed" (reproduced with
+	// v0.4.2; the member must then be removed and re-added with an empty
+	// data dir), and hashicorp/raft#697 reports a stale last index after
+	// a follower installs a snapshot on such a store.
 	LogStoreWAL LogStoreKind = "wal"
 )
 
@@ -114,24 +120,10 @@ func openWAL(dir string, segmentBytes int, logger hclog.Logger) (*wal.WAL, io.Cl
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("raft log dir: %w", err)
 	}
-	meta := &metadb.BoltMetaDB{}
 	// A zero segment size takes raft-wal's default.
-	w, err := wal.Open(dir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segmentBytes))
+	w, err := wal.Open(dir, wal.WithLogger(logger.Named("wal")), wal.WithSegmentSize(segmentBytes))
 	if err != nil {
-		meta.Close()
 		return nil, nil, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	return w, walCloser{w, meta}, nil
-}
-
-// walCloser closes the WAL and then its meta database, which WAL.Close
-// (v0.4.0) leaves open: its file lock would then block the next open in
-// this process, as a restart of the store does in tests.
-type walCloser struct {
-	w    *wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (c walCloser) Close() error {
-	return errors.Join(c.w.Close(), c.meta.Close())
+	return w, w, nil
 }

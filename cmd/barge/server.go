@@ -122,7 +122,7 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", raftstore.DefaultElectionTimeout, "Raft election timeout")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 16384, "log entries between Raft snapshots")
 	f.Int64Var(&cfg.SnapshotLogBytes, "snapshot-log-bytes", 64<<20, "also snapshot once the log applied since the last snapshot reaches this many bytes, bounding replay after a restart")
-	f.StringVar(&logStore, "log-store", "", "where a new data dir keeps the Raft log: bolt (raft-boltdb, two fdatasyncs per commit) or wal (hashicorp/raft-wal segment files, one); empty keeps the data dir's, bolt for a new one")
+	f.StringVar(&logStore, "log-store", "", "where a new data dir keeps the Raft log: bolt (raft-boltdb, two fdatasyncs per commit) or wal (experimental: hashicorp/raft-wal segment files, one fsync per append); empty keeps the data dir's, bolt for a new one")
 	f.StringVar(&compaction, "auto-compaction-mode", "periodic", "automatic history compaction: periodic, revision or off")
 	f.StringVar(&retention, "auto-compaction-retention", "5m", "periodic: how long to keep history (e.g. 1h); revision: how many revisions")
 	f.Int64Var(&cfg.MinLeaseTTL, "min-lease-ttl", 2, "shortest lease TTL in seconds; shorter grants are raised to it")
