@@ -75,11 +75,11 @@ func openStable(dataDir string) (*raftboltdb.BoltStore, error) {
 }
 
 // openLogStore opens the Raft log next to stable; the closer is nil when
-// the log is stable itself. A data directory keeps
-// the store it was first written with: the one holding entries wins, and
-// asking for the other is an error rather than a silently empty log. A
-// directory whose log is empty (new, or just restored from a snapshot)
-// takes want, or bolt when want is "".
+// the log is stable itself. A data directory keeps the store it was first
+// written with: the one holding entries wins, and asking for the other is
+// an error rather than a silently empty log. A directory whose log is
+// empty (new, or just restored from a snapshot) takes want, or bolt when
+// want is "".
 func openLogStore(dataDir string, want LogStoreKind, segmentBytes int, stable *raftboltdb.BoltStore, logger hclog.Logger) (raft.LogStore, io.Closer, LogStoreKind, error) {
 	dir := filepath.Join(dataDir, walDir)
 	_, statErr := os.Stat(filepath.Join(dir, walMeta))
@@ -109,21 +109,21 @@ func openLogStore(dataDir string, want LogStoreKind, segmentBytes int, stable *r
 	if kind == LogStoreBolt {
 		return stable, nil, kind, nil // closed as the stable store
 	}
-	w, closer, err := openWAL(dir, segmentBytes, logger)
+	w, err := openWAL(dir, segmentBytes, logger)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return w, closer, kind, nil
+	return w, w, kind, nil
 }
 
-func openWAL(dir string, segmentBytes int, logger hclog.Logger) (*wal.WAL, io.Closer, error) {
+func openWAL(dir string, segmentBytes int, logger hclog.Logger) (*wal.WAL, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("raft log dir: %w", err)
+		return nil, fmt.Errorf("raft log dir: %w", err)
 	}
 	// A zero segment size takes raft-wal's default.
 	w, err := wal.Open(dir, wal.WithLogger(logger.Named("wal")), wal.WithSegmentSize(segmentBytes))
 	if err != nil {
-		return nil, nil, fmt.Errorf("open raft log %s: %w", dir, err)
+		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	return w, w, nil
+	return w, nil
 }

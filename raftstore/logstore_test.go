@@ -26,11 +26,11 @@ func seedLog(t *testing.T, dir string, kind LogStoreKind) {
 		}
 		logs, closer = stable, stable
 	case LogStoreWAL:
-		w, c, err := openWAL(filepath.Join(dir, walDir), 0, hclog.NewNullLogger())
+		w, err := openWAL(filepath.Join(dir, walDir), 0, hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, closer = w, c
+		logs, closer = w, w
 	}
 	defer closer.Close()
 	if err := logs.StoreLog(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: []byte("x")}); err != nil {

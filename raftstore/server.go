@@ -34,8 +34,7 @@ type Server struct {
 	fsm       *fsm
 	raft      *raft.Raft
 	stable    *raftboltdb.BoltStore // Raft's term and vote, and the log with LogStoreBolt
-	logs      raft.LogStore
-	logCloser io.Closer // nil when logs is stable
+	logCloser io.Closer             // the log store when it is not stable
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	mux       *peer.Mux
@@ -107,16 +106,16 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	var kind LogStoreKind
-	s.logs, s.logCloser, kind, err = openLogStore(cfg.DataDir, cfg.LogStore, cfg.WALSegmentBytes, s.stable, hlog)
+	logStore, logCloser, kind, err := openLogStore(cfg.DataDir, cfg.LogStore, cfg.WALSegmentBytes, s.stable, hlog)
 	if err != nil {
 		return err
 	}
+	s.logCloser = logCloser
 	s.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	hasState, err := raft.HasExistingState(s.logs, s.stable, s.snaps)
+	hasState, err := raft.HasExistingState(logStore, s.stable, s.snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
@@ -169,7 +168,7 @@ func (s *Server) start() error {
 
 	// The leader reads every entry back to replicate it; the cache serves
 	// those reads from memory instead of a bolt read and a decode each.
-	logs, err := raft.NewLogCache(logCacheEntries, s.logs)
+	logs, err := raft.NewLogCache(logCacheEntries, logStore)
 	if err != nil {
 		return fmt.Errorf("log cache: %w", err)
 	}
