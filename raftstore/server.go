@@ -42,6 +42,7 @@ type Server struct {
 	peerGRPC   *grpc.Server
 	clientGRPC *grpc.Server
 	clientLn   net.Listener
+	local      *localEndpoint
 
 	ctx    context.Context // lives until Stop
 	cancel context.CancelFunc
@@ -202,6 +203,7 @@ func (s *Server) start() error {
 	v3rpc.Register(s.clientGRPC, s, rpcCfg)
 	s.clientGRPC.RegisterService(&adminDesc, s)
 	s.goFn(func() { _ = s.clientGRPC.Serve(s.clientLn) })
+	s.startLocal(rpcCfg)
 
 	s.goFn(func() { s.leaderWatch.run(s.ctx) })
 	s.goFn(func() { s.reads.run(s.ctx) })
@@ -306,6 +308,9 @@ func (s *Server) closeAll() {
 	s.cancel()
 	if s.clientGRPC != nil {
 		s.clientGRPC.Stop()
+	}
+	if s.local != nil {
+		s.local.srv.Stop()
 	}
 	if s.peerGRPC != nil {
 		s.peerGRPC.Stop()

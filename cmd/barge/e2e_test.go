@@ -19,7 +19,16 @@ import (
 // These tests run the real binary as separate processes and judge it with
 // Debian's etcdctl, a client nobody here wrote.
 
-var bargeBin string
+// bargeBin is this package built; builtKubectl is kubectl built from the
+// pinned k8s.io/kubernetes, a client at the served version.
+var bargeBin, builtKubectl string
+
+// builtKubectlVersion names the built kubectl among kubectlVersions.
+const builtKubectlVersion = "served"
+
+// kubernetesModuleVersion is the pinned k8s.io/kubernetes (v1.37.2): the
+// served version, and the built kubectl's.
+var kubernetesModuleVersion string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "barge-e2e")
@@ -27,10 +36,38 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bargeBin = filepath.Join(dir, "barge")
-	out, err := exec.Command("go", "build", "-o", bargeBin, ".").CombinedOutput()
+	builtKubectl = filepath.Join(dir, "kubectl")
+	mod, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "k8s.io/kubernetes").Output()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "build barge: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, "go list -m k8s.io/kubernetes:", err)
 		os.Exit(1)
+	}
+	kubernetesModuleVersion = strings.TrimSpace(string(mod))
+	major, minor, _ := strings.Cut(strings.TrimPrefix(kubernetesModuleVersion, "v"), ".")
+	minor, _, _ = strings.Cut(minor, ".")
+	// Kubernetes' own build stamps the version in with these flags.
+	const v = "k8s.io/component-base/version."
+	ldflags := "-X " + v + "gitVersion=" + kubernetesModuleVersion + " -X " + v + "gitMajor=" + major + " -X " + v + "gitMinor=" + minor
+	// Both builds share most packages; go build runs them side by side.
+	builds := []*exec.Cmd{
+		exec.Command("go", "build", "-o", bargeBin, "."),
+		exec.Command("go", "build", "-ldflags", ldflags, "-o", builtKubectl, "k8s.io/kubernetes/cmd/kubectl"),
+	}
+	errs := make(chan error, len(builds))
+	for _, b := range builds {
+		go func() {
+			if out, err := b.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("%s: %v\n%s", strings.Join(b.Args, " "), err, out)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range builds {
+		if err := <-errs; err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -21,9 +21,11 @@ import (
 // three-peer barge cluster run as separate processes, and judges the API
 // server by what kubectl prints, as a user would.
 
-// kubectlVersions are the client minors exercised, in order. The leader is
-// killed after the first one; the others run against the survivors.
-var kubectlVersions = []string{"1.31", "1.32", "1.33"}
+// kubectlVersions are the client minors exercised, in order: the
+// preinstalled releases, then the one built from the pinned
+// k8s.io/kubernetes (builtKubectlVersion, the served version). The leader
+// is killed after the first one; the others run against the survivors.
+var kubectlVersions = []string{"1.31", "1.32", "1.33", builtKubectlVersion}
 
 // kubectl runs one kubectl binary against one API server, with its own
 // HOME (so the discovery cache of one version does not leak into another)
@@ -132,6 +134,12 @@ func kubectlDir() string {
 // requireKubectl finds kubectl.VERSION, failing or skipping as requireTool.
 func requireKubectl(t *testing.T, version string) string {
 	t.Helper()
+	if version == builtKubectlVersion {
+		if builtKubectl == "" {
+			t.Fatal("kubectl from k8s.io/kubernetes/cmd/kubectl was not built (see TestMain)")
+		}
+		return builtKubectl
+	}
 	p := filepath.Join(kubectlDir(), "kubectl."+version)
 	if _, err := os.Stat(p); err == nil {
 		return p
@@ -411,6 +419,8 @@ func (s *scenario) run(t *testing.T) {
 		{"cluster defaults", s.clusterDefaults, true},
 		{"auth events config", s.authEventsConfig, true},
 		{"logs", s.logs, true},
+		{"custom resources", s.customResources, true},
+		{"workload kinds", s.workloadKinds, true},
 		{"bad manifests", s.badManifests, false},
 		{"watch", s.watch, false},
 		{"delete", s.delete, false},
@@ -426,7 +436,12 @@ func (s *scenario) run(t *testing.T) {
 func (s *scenario) discovery(t *testing.T) {
 	k := s.k
 	out := k.must(t, "version")
-	wantMatch(t, "kubectl version", out, `Client Version: v`+regexp.QuoteMeta(k.version)+`\.`, `Server Version: v1\.\d+\.\d+`)
+	client := k.version
+	if client == builtKubectlVersion {
+		client = kubernetesModuleVersion
+	}
+	wantMatch(t, "kubectl version", out, `Client Version: v`+regexp.QuoteMeta(strings.TrimPrefix(client, "v"))+`\b`,
+		`Server Version: `+regexp.QuoteMeta(kubernetesModuleVersion)+`\+barge-`)
 
 	out = k.must(t, "api-resources")
 	type row struct{ short, version, namespaced, kind string }
@@ -564,10 +579,9 @@ func (s *scenario) applyAndGet(t *testing.T) {
 	wantMatch(t, "get deploy -A", out, `NAMESPACE\s+NAME\s+READY`, `(?m)^`+regexp.QuoteMeta(ns)+`\s+web\s+0/2\s`)
 }
 
-// etcdKeys checks, with etcdctl, that the objects sit under
-// /registry/<resource>/<namespace>/<name>. (Kubernetes nests services one
-// level deeper, under services/specs; barge keeps one rule for every
-// resource.)
+// etcdKeys checks, with etcdctl, that the objects sit where
+// kube-apiserver puts them: /registry/<resource>/<namespace>/<name>, and
+// services one level deeper, under services/specs.
 func (s *scenario) etcdKeys(t *testing.T) {
 	ns := s.ns
 	keys := strings.Join(etcdctlKeys(t, s.pc, s.survivors, "/registry"), "\n")
@@ -575,7 +589,7 @@ func (s *scenario) etcdKeys(t *testing.T) {
 		"/registry/deployments/" + ns + "/web",
 		"/registry/configmaps/" + ns + "/web-config",
 		"/registry/namespaces/" + ns,
-		"/registry/services/" + ns + "/web",
+		"/registry/services/specs/" + ns + "/web",
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want) + `$`).MatchString(keys) {
 			t.Errorf("etcdctl get /registry --prefix --keys-only: no key %s", want)
@@ -757,9 +771,10 @@ func (s *scenario) authEventsConfig(t *testing.T) {
 }
 
 func (s *scenario) logs(t *testing.T) {
-	out := s.k.fails(t, "logs", "p", "-n", s.ns)
-	// Kubernetes: the pod has no node, so no logs (400 Bad Request).
-	wantMatch(t, "logs of an unscheduled pod", out, `Error from server \(BadRequest\)`, `\bpod (`+s.ns+`/)?p\b`)
+	// Kubernetes: a pod no node runs yet has no logs to show, and says
+	// nothing else.
+	out := s.k.must(t, "logs", "p", "-n", s.ns)
+	wantEqual(t, "logs of an unscheduled pod", out, "")
 }
 
 func (s *scenario) badManifests(t *testing.T) {
@@ -849,16 +864,22 @@ func (s *scenario) delete(t *testing.T) {
 	k, ns := s.k, s.ns
 	for _, c := range []struct {
 		args []string
-		want string
+		want []string
 	}{
-		{[]string{"delete", "configmap", "watched", "-n", ns}, `configmap "watched" deleted`},
-		{[]string{"delete", "-n", ns, "-f", s.path("app/cm.yaml")}, `configmap "web-config" deleted`},
-		{[]string{"delete", "-f", s.path("node.yaml")}, `node "` + s.node + `" deleted`},
-		{[]string{"delete", "deploy", "-n", ns, "-l", "app=web"}, `deployment.apps "web" deleted`},
-		{[]string{"delete", "configmaps", "-n", ns, "--all"}, "configmap \"lit\" deleted\nconfigmap \"ssa\" deleted"},
+		{[]string{"delete", "configmap", "watched", "-n", ns}, []string{`configmap "watched" deleted`}},
+		{[]string{"delete", "-n", ns, "-f", s.path("app/cm.yaml")}, []string{`configmap "web-config" deleted`}},
+		{[]string{"delete", "-f", s.path("node.yaml")}, []string{`node "` + s.node + `" deleted`}},
+		{[]string{"delete", "deploy", "-n", ns, "-l", "app=web"}, []string{`deployment.apps "web" deleted`}},
+		{[]string{"delete", "configmaps", "-n", ns, "--all"}, []string{`configmap "lit" deleted`, `configmap "ssa" deleted`}},
 	} {
+		// kubectl 1.35 and later name the namespace too ("... deleted
+		// from NS namespace").
 		out := k.must(t, c.args...)
-		wantOutput(t, "kubectl "+strings.Join(c.args, " "), out, c.want)
+		var want []string
+		for _, w := range c.want {
+			want = append(want, `(?m)^`+regexp.QuoteMeta(w)+`( from `+regexp.QuoteMeta(ns)+` namespace)?$`)
+		}
+		wantMatch(t, "kubectl "+strings.Join(c.args, " "), out, want...)
 	}
 	out := ownObjects(k.must(t, "get", "deploy,cm", "-n", ns, "-o", "name"))
 	if out != "" {
@@ -888,4 +909,133 @@ func (s *scenario) deleteNamespace(t *testing.T) {
 			t.Errorf("key %s survived the deletion of namespace %s", key, ns)
 		}
 	}
+}
+
+// customResources defines a CRD with a schema and printer columns, as an
+// operator's chart would, and judges it by what kubectl prints: the
+// columns, a value the schema forbids refused with its field path, and
+// nothing stored for it.
+func (s *scenario) customResources(t *testing.T) {
+	k, ns := s.k, s.ns
+	group := strings.ReplaceAll(ns, "-", "") + ".example.com"
+	crd := writeFile(t, s.path("crd.yaml"), fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.%[1]s
+spec:
+  group: %[1]s
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gdg]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Color, type: string, jsonPath: .spec.color}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10}
+              color: {type: string, enum: [red, green, blue]}
+`, group))
+	wantEqual(t, "create CRD", strings.TrimSpace(k.must(t, "apply", "-f", crd)), "customresourcedefinition.apiextensions.k8s.io/gadgets."+group+" created")
+	k.must(t, "wait", "--for=condition=Established", "--timeout=60s", "crd/gadgets."+group)
+	// Discovery learns of the new kind a moment after it is established.
+	w := writeFile(t, s.path("gadget.yaml"), fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata: {name: w1, namespace: %s}\nspec: {size: 3, color: green}\n", group, ns))
+	waitUntil(t, 30*time.Second, "apply a Gadget", func() (string, bool) {
+		out, err := k.run(t, "apply", "-f", w)
+		return out, err == nil
+	})
+	out := k.must(t, "get", "gadgets."+group, "-n", ns)
+	wantMatch(t, "get gadgets", out, `NAME\s+SIZE\s+COLOR\s*\n`, `(?m)^w1\s+3\s+green\s*$`)
+	out = k.must(t, "get", "gdg", "-n", ns, "-o", "jsonpath={.items[0].spec.size}")
+	wantEqual(t, "get by short name", out, "3")
+
+	bad := writeFile(t, s.path("bad-gadget.yaml"), fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata: {name: w2, namespace: %s}\nspec: {size: 11, color: pink}\n", group, ns))
+	out = k.fails(t, "apply", "-f", bad)
+	wantMatch(t, "a Gadget the schema forbids", out, `spec\.size: Invalid value: 11: spec\.size in body should be less than or equal to 10`,
+		`spec\.color: Unsupported value: "pink"`)
+	out = k.fails(t, "get", "gadget", "w2", "-n", ns)
+	wantMatch(t, "the refused Gadget", out, `NotFound`)
+	wantEqual(t, "delete CRD", strings.TrimSpace(k.must(t, "delete", "-f", crd)), `customresourcedefinition.apiextensions.k8s.io "gadgets.`+group+`" deleted`)
+}
+
+// workloadKinds stores every workload kind the hand-written server
+// lacked and reads each back as kubectl shows it. Nothing runs them in
+// this test; the controllers' tests do.
+func (s *scenario) workloadKinds(t *testing.T) {
+	k, ns := s.k, s.ns
+	manifest := writeFile(t, s.path("workloads.yaml"), fmt.Sprintf(`apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: %[1]s}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: busybox}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: busybox}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: %[1]s}
+spec:
+  template:
+    spec: {restartPolicy: Never, containers: [{name: once, image: busybox, command: [echo, hi]}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: %[1]s}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec: {restartPolicy: OnFailure, containers: [{name: nightly, image: busybox}]}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: %[1]s}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: db}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-ingress, namespace: %[1]s}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+`, ns))
+	out := k.must(t, "apply", "-f", manifest)
+	wantOutput(t, "apply workloads", out, "statefulset.apps/db created", "daemonset.apps/agent created", "job.batch/once created",
+		"cronjob.batch/nightly created", "poddisruptionbudget.policy/db created", "networkpolicy.networking.k8s.io/deny-ingress created")
+	for _, tc := range []struct{ kind, path, want string }{
+		{"statefulset/db", "{.spec.serviceName}/{.spec.replicas}", "db/2"},
+		{"daemonset/agent", "{.spec.updateStrategy.type}", "RollingUpdate"},
+		{"job/once", "{.spec.template.spec.containers[0].command[1]}/{.spec.backoffLimit}", "hi/6"},
+		{"cronjob/nightly", "{.spec.schedule}/{.spec.concurrencyPolicy}", "0 3 * * */Allow"},
+		{"pdb/db", "{.spec.minAvailable}", "1"},
+		{"networkpolicy/deny-ingress", "{.spec.policyTypes[0]}", "Ingress"},
+	} {
+		wantEqual(t, "get "+tc.kind, k.jsonpath(t, tc.path, "get", tc.kind, "-n", ns), tc.want)
+	}
+	out = k.must(t, "get", "cronjobs", "-n", ns)
+	wantMatch(t, "get cronjobs", out, `NAME\s+SCHEDULE\s+TIMEZONE\s+SUSPEND\s+ACTIVE\s+LAST SCHEDULE\s+AGE`, `(?m)^nightly\s+0 3 \* \* \*\s+<none>\s+False\s+0\s+<none>\s+`)
+	k.must(t, "delete", "-f", manifest, "--wait=false")
 }

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/barge-dev/barge/control/apiserver"
+	"github.com/barge-dev/barge/control/leader"
 	"github.com/barge-dev/barge/control/plane"
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/spf13/cobra"
@@ -29,6 +33,9 @@ func newServerCmd() *cobra.Command {
 		logLevel       string
 		logFormat      string
 		logStore       string
+		etcdServers    []string
+		advertiseAPI   string
+		apiArgs        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -70,24 +77,46 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 			if err := parseRetention(&cfg, retention); err != nil {
 				return err
 			}
-			srv, err := raftstore.Start(cfg)
-			if err != nil {
-				return err
+			api := apiserver.Config{
+				Addr:         apiAddr,
+				CertsDir:     cfg.CertsDir,
+				Identity:     cfg.Name,
+				StateDir:     filepath.Join(cfg.DataDir, "apiserver"),
+				EtcdServers:  etcdServers,
+				TokenFile:    tokenFile,
+				BargeVersion: raftstore.Version,
+				ExtraArgs:    apiArgs,
+				Logger:       logger.With("component", "control"),
+			}
+			if advertiseAPI != "" {
+				if api.AdvertiseAddr = net.ParseIP(advertiseAPI); api.AdvertiseAddr == nil {
+					return fmt.Errorf("--advertise-api-addr %q is not an IP address", advertiseAPI)
+				}
+			}
+			// The API server's own log lines go through our logger.
+			klog.SetSlogLogger(logger.With("component", "apiserver"))
+			var srv *raftstore.Server
+			var lead leader.Leadership
+			if len(etcdServers) > 0 {
+				// External etcd: no store peer here; the API server uses
+				// etcd, and leader-only work follows a Kubernetes Lease.
+				if apiAddr == "" {
+					return errors.New("--etcd-servers needs --api-addr: without the API server there is nothing to run")
+				}
+			} else {
+				if srv, err = raftstore.Start(cfg); err != nil {
+					return err
+				}
+				api.LocalStore = srv.DialLocal
+				lead = srv
 			}
 			var cp *plane.Plane
 			if apiAddr != "" {
-				// The API server's own log lines go through our logger.
-				klog.SetSlogLogger(logger.With("component", "apiserver"))
-				cp, err = plane.Start(apiserver.Config{
-					Addr:           apiAddr,
-					CertsDir:       cfg.CertsDir,
-					StoreEndpoints: []string{"https://" + srv.ClientAddr()},
-					TokenFile:      tokenFile,
-					BargeVersion:   raftstore.Version,
-					Logger:         logger.With("component", "control"),
-				}, srv)
+				cp, err = plane.Start(api, lead)
 				if err != nil {
-					srv.Stop()
+					if srv != nil {
+						srv.Stop()
+					}
 					return err
 				}
 				logger.Info("API server listening", "api", cp.Addr())
@@ -101,7 +130,9 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 					logger.Warn("API server", "err", err)
 				}
 			}
-			srv.Stop()
+			if srv != nil {
+				srv.Stop()
+			}
 			return nil
 		},
 	}
@@ -112,6 +143,9 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 	f.StringVar(&cfg.PeerAddr, "peer-addr", "", "IP:PORT for Raft traffic between peers (required)")
 	f.StringVar(&cfg.ClientAddr, "client-addr", "", "IP:PORT for the etcd v3 gRPC API (required)")
 	f.StringVar(&apiAddr, "api-addr", "", "IP:PORT for the Kubernetes API (HTTPS; off when empty)")
+	f.StringVar(&advertiseAPI, "advertise-api-addr", "", "IP published for this API server in default/kubernetes (default: the --api-addr IP)")
+	f.StringSliceVar(&etcdServers, "etcd-servers", nil, "run the API server on an existing etcd cluster (https://IP:PORT,...) instead of a barge store peer; the certificates folder's server certificate authenticates to it")
+	f.StringArrayVar(&apiArgs, "kube-apiserver-arg", nil, "extra kube-apiserver flag (--name=value), repeatable; applied after barge's own")
 	f.StringVar(&tokenFile, "token-auth-file", "", "static bearer tokens for the Kubernetes API, CSV: token,user,uid,\"group1,group2\"")
 	f.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "peer address other peers dial (default --peer-addr)")
 	f.StringVar(&cfg.AdvertiseClientAddr, "advertise-client-addr", "", "client address published to clients (default --client-addr)")

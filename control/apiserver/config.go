@@ -1,11 +1,10 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 )
 
 // Defaults Kubernetes users expect.
@@ -13,16 +12,17 @@ const (
 	// DefaultServiceCIDR is smaller than Kubernetes' 10.96.0.0/12 but in
 	// the same place, so familiar addresses such as 10.96.0.10 exist.
 	DefaultServiceCIDR = "10.96.0.0/16"
+	// DefaultNodePortRange is Kubernetes' own.
+	DefaultNodePortRange = "30000-32767"
 	// DefaultServiceAccountIssuer is the issuer and audience kubeadm uses.
 	DefaultServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
-	// KubernetesVersion is the Kubernetes release whose API barge serves
-	// and reports at /version; it sits in the middle of the kubectl
-	// versions barge is tested with so none of them warns about skew.
-	KubernetesVersion = "v1.32.0"
-	// MaxRequestBytes is the largest request body accepted: etcd's and the
-	// store's 1.5 MiB request limit.
-	MaxRequestBytes = 3 * 1024 * 1024 / 2
+	// StoragePrefix is where Kubernetes objects live in the store.
+	StoragePrefix = "/registry"
 )
+
+// Dialer opens a connection to an etcd v3 endpoint; the address is the
+// endpoint's host:port and may be ignored by an in-process dialer.
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Config configures one API server.
 type Config struct {
@@ -30,24 +30,43 @@ type Config struct {
 	Addr string
 	// Listener, when set, is served instead of listening on Addr.
 	Listener net.Listener
-	// CertsDir is a directory written by `barge certs init`: ca.crt
-	// verifies clients, server.crt/server.key serve the API and
-	// authenticate to the store, sa.key signs service account tokens.
+	// AdvertiseAddr is the address published in default/kubernetes and
+	// to peer API servers; the listen IP when empty. A loopback address
+	// is valid for a single-machine cluster, but then no endpoint is
+	// published (Kubernetes forbids loopback endpoints).
+	AdvertiseAddr net.IP
+	// CertsDir is a directory written by `barge certs init`.
 	CertsDir string
-	// StoreEndpoints are the etcd v3 URLs (https://host:port) of the store.
-	StoreEndpoints []string
+	// StateDir is where the server keeps the files kube-apiserver reads
+	// its configuration from; barge writes them anew at every start.
+	StateDir string
+	// Identity names this API server uniquely in the cluster (the store
+	// member's name). Kubernetes derives it from the hostname, which the
+	// servers of one machine or one lab share.
+	Identity string
+
+	// LocalStore dials this server's own store peer in memory. Exactly
+	// one of LocalStore and EtcdServers is set.
+	LocalStore Dialer
+	// EtcdServers are the URLs of an external etcd cluster, reached with
+	// the certificate directory's server certificate unless Etcd*File
+	// say otherwise.
+	EtcdServers                           []string
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+
 	// TokenFile is an optional static token file in Kubernetes' CSV form:
 	// token,user,uid,"group1,group2".
 	TokenFile string
-	// ServiceCIDR is where cluster IPs come from (DefaultServiceCIDR when
-	// invalid/zero).
-	ServiceCIDR netip.Prefix
-	// NodePortRange is the inclusive node port range (30000-32767 when
-	// zero).
-	NodePortRange [2]int
-	// BargeVersion goes into /version next to the Kubernetes version.
+	// ServiceCIDR is where cluster IPs come from (DefaultServiceCIDR).
+	ServiceCIDR string
+	// NodePortRange is the node port range (DefaultNodePortRange).
+	NodePortRange string
+	// BargeVersion goes into /version as build metadata.
 	BargeVersion string
-	Logger       *slog.Logger
+	// ExtraArgs are further kube-apiserver flags (--name=value), applied
+	// last, so they override barge's choices.
+	ExtraArgs []string
+	Logger    *slog.Logger
 }
 
 func (c *Config) complete() error {
@@ -57,18 +76,23 @@ func (c *Config) complete() error {
 	if c.CertsDir == "" {
 		return errors.New("apiserver: a certificate directory is required")
 	}
-	if len(c.StoreEndpoints) == 0 {
-		return errors.New("apiserver: at least one store endpoint is required")
+	if c.StateDir == "" {
+		return errors.New("apiserver: a state directory is required")
 	}
-	if !c.ServiceCIDR.IsValid() {
-		p, err := netip.ParsePrefix(DefaultServiceCIDR)
-		if err != nil {
-			return fmt.Errorf("apiserver: %w", err)
-		}
-		c.ServiceCIDR = p
+	if c.Identity == "" {
+		return errors.New("apiserver: an identity (the member name) is required")
 	}
-	if c.NodePortRange == [2]int{} {
-		c.NodePortRange = [2]int{30000, 32767}
+	switch {
+	case c.LocalStore == nil && len(c.EtcdServers) == 0:
+		return errors.New("apiserver: a store is required: the local peer or --etcd-servers")
+	case c.LocalStore != nil && len(c.EtcdServers) > 0:
+		return errors.New("apiserver: the local store peer and --etcd-servers exclude each other")
+	}
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = DefaultServiceCIDR
+	}
+	if c.NodePortRange == "" {
+		c.NodePortRange = DefaultNodePortRange
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

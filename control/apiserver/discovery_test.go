@@ -16,8 +16,7 @@ import (
 
 // TestDiscoveryAPI: /version, the legacy and aggregated discovery
 // documents, and the resources kubectl reads from them.
-func TestDiscoveryAPI(t *testing.T) {
-	s := newSurface(t, 1)
+func testDiscoveryAPI(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	cs := s.admin(0)
 	cfg := s.c.Config(0)
@@ -234,8 +233,7 @@ func TestDiscoveryAPI(t *testing.T) {
 
 // TestDiscoveryOpenAPI: OpenAPI v2 (JSON and protobuf) and v3, which
 // kubectl uses for explain, validation and apply.
-func TestDiscoveryOpenAPI(t *testing.T) {
-	s := newSurface(t, 1)
+func testDiscoveryOpenAPI(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	cs := s.admin(0)
 	cfg := s.c.Config(0)
@@ -393,8 +391,7 @@ func TestDiscoveryOpenAPI(t *testing.T) {
 
 // TestDiscoveryHealthAndTables: the health endpoints, and the server-side
 // tables kubectl get prints.
-func TestDiscoveryHealthAndTables(t *testing.T) {
-	s := newSurface(t, 1)
+func testDiscoveryHealthAndTables(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	cs := s.admin(0)
 	cfg := s.c.Config(0)

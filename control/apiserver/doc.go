@@ -1,9 +1,14 @@
-// Package apiserver assembles barge's Kubernetes API server from
-// k8s.io/apiserver: TLS serving, authentication (client certificates,
-// static tokens, service account tokens), RBAC authorisation, admission,
-// discovery and OpenAPI, and the storage of control/registry on top of any
-// etcd v3 endpoint — on a barge server, its own store peer.
+// Package apiserver runs Kubernetes' own kube-apiserver (k8s.io/kubernetes,
+// the version pinned in go.mod) inside a barge server: the aggregator,
+// the built-in APIs and apiextensions, configured from barge's certificate
+// directory, with barge's store peer as its etcd over an in-memory
+// connection, or an external etcd cluster.
 //
-// It may import k8s.io/*, raftstore/pki and the other control packages
-// (scheme, registry, auth, openapi); it does not import raftstore itself.
+// This is the one place barge touches kube-apiserver. It speaks the
+// upstream options (the same flags kube-apiserver documents), so what a
+// Kubernetes operator knows applies, and ExtraArgs passes any other flag
+// through, as k3s's --kube-apiserver-arg does.
+//
+// It may import k8s.io/* and raftstore/pki; it does not import raftstore:
+// the store is reached through a dialer or etcd URLs.
 package apiserver

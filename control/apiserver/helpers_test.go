@@ -196,3 +196,17 @@ func hasFieldCause(err error, field, msg string) bool {
 // rootCAConfigMap is the config map Kubernetes publishes into every
 // namespace, shortly after the namespace is created.
 const rootCAConfigMap = "kube-root-ca.crt"
+
+// storeDir is where kube-apiserver keeps a resource under /registry: its
+// plural name, but for the few it stores under historic names.
+func storeDir(resource string) string {
+	switch resource {
+	case "services":
+		return "services/specs"
+	case "endpoints":
+		return "services/endpoints"
+	case "nodes":
+		return "minions"
+	}
+	return resource
+}

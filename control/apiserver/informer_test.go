@@ -293,8 +293,7 @@ func TestInformerFailover(t *testing.T) {
 
 	t.Run("store leader killed", func(t *testing.T) {
 		dead := moveLeaderOff(t, ctx, c, srv)
-		c.Store.Kill(dead)
-		c.StopAPI(dead)
+		c.KillPeer(dead)
 		etcd := c.Store.Client() // the surviving peers
 		t.Logf("killed store leader %d; informer on API server %d", dead, srv)
 

@@ -156,7 +156,7 @@ func testNamespaceDeletion(t *testing.T, c *apitest.Cluster) {
 		t.Fatalf("get deleted namespace: got %v, want NotFound", err)
 	}
 	for _, r := range []string{"configmaps", "deployments", "services", "serviceaccounts", "secrets"} {
-		resp, err := c.Store.Client().Get(ctx, "/registry/"+r+"/"+ns+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		resp, err := c.Store.Client().Get(ctx, "/registry/"+storeDir(r)+"/"+ns+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			t.Fatal(err)
 		}

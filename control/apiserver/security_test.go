@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/barge-dev/barge/control/apitest"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
@@ -26,8 +25,7 @@ import (
 // token, every request is 401, as in a Kubernetes cluster with anonymous
 // authentication off; a certificate from a CA the cluster does not trust
 // authenticates nobody, whatever it claims.
-func TestSecurityAnonymousRejected(t *testing.T) {
-	s := newSurface(t, 1)
+func testSecurityAnonymousRejected(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	anon := s.c.TokenConfig(0, "") // trusts the cluster CA, presents nothing
 
@@ -93,8 +91,7 @@ func (s *surface) bindClusterRole(ctx context.Context, name, role string, subjec
 // TestSecurityViewRole: a user bound to the built-in view ClusterRole may
 // read workloads and config but not secrets, and may write nothing; every
 // refusal is a 403 whose message is kube-apiserver's, word for word.
-func TestSecurityViewRole(t *testing.T) {
-	s := newSurface(t, 1)
+func testSecurityViewRole(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	admin := s.admin(0)
 	const ns = "default"
@@ -240,8 +237,7 @@ func TestSecurityViewRole(t *testing.T) {
 
 // TestSecurityEditRoleBindingIsNamespaced: a RoleBinding to the edit
 // ClusterRole grants writes in its own namespace and nowhere else.
-func TestSecurityEditRoleBindingIsNamespaced(t *testing.T) {
-	s := newSurface(t, 1)
+func testSecurityEditRoleBindingIsNamespaced(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	admin := s.admin(0)
 	s.namespace(ctx, "team-a")
@@ -334,8 +330,7 @@ func TestSecurityEditRoleBindingIsNamespaced(t *testing.T) {
 
 // TestSecurityStaticToken: a token from the token file authenticates its
 // user with the file's groups; any other token is 401.
-func TestSecurityStaticToken(t *testing.T) {
-	s := newSurface(t, 1, apitest.Options{Tokens: map[string]string{"tok123": `alice,uid1,"devs,ops"`}})
+func testSecurityStaticToken(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	alice := s.clientset(s.c.TokenConfig(0, "tok123"))
 
@@ -468,12 +463,11 @@ func TestSecurityServiceAccountToken(t *testing.T) {
 
 // TestSecuritySelfSubjectReviews: access and rules reviews tell each user
 // what the authoriser would decide for it.
-func TestSecuritySelfSubjectReviews(t *testing.T) {
-	s := newSurface(t, 1)
+func testSecuritySelfSubjectReviews(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	admin := s.admin(0)
-	viewer := s.user(0, "viewer")
-	s.bindClusterRole(ctx, "viewer-view", "view", rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "viewer"})
+	viewer := s.user(0, "reviewer")
+	s.bindClusterRole(ctx, "reviewer-view", "view", rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "reviewer"})
 	s.waitAllowed(ctx, viewer, authorizationv1.ResourceAttributes{Namespace: "default", Verb: "get", Resource: "pods"})
 
 	res := func(ns, verb, group, resource, sub string) *authorizationv1.ResourceAttributes {
@@ -581,8 +575,7 @@ func TestSecuritySelfSubjectReviews(t *testing.T) {
 // TestSecurityBootstrapPolicy: the built-in roles exist after start with
 // Kubernetes' bootstrapping label, system:masters is bound to
 // cluster-admin, and any member of system:masters may do anything.
-func TestSecurityBootstrapPolicy(t *testing.T) {
-	s := newSurface(t, 1)
+func testSecurityBootstrapPolicy(t *testing.T, s *surface) {
 	ctx := s.c.Ctx()
 	admin := s.admin(0)
 

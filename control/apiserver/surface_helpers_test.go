@@ -36,6 +36,43 @@ func newSurface(t *testing.T, n int, opts ...apitest.Options) *surface {
 	return &surface{t: t, c: apitest.New(t, n, opts...)}
 }
 
+// surfaceTokens are the static tokens of the shared surface cluster.
+var surfaceTokens = apitest.Options{Tokens: map[string]string{"tok123": `alice,uid1,"devs,ops"`}}
+
+// TestSurface runs the security, subresource and discovery tests on one
+// shared single-server cluster: starting kube-apiserver costs seconds,
+// and each test keeps to its own namespaces and users.
+func TestSurface(t *testing.T) {
+	shared := newSurface(t, 1, surfaceTokens)
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, *surface)
+	}{
+		{"DiscoveryAPI", testDiscoveryAPI},
+		{"DiscoveryOpenAPI", testDiscoveryOpenAPI},
+		{"DiscoveryHealthAndTables", testDiscoveryHealthAndTables},
+		{"SecurityAnonymousRejected", testSecurityAnonymousRejected},
+		{"SecurityViewRole", testSecurityViewRole},
+		{"SecurityEditRoleBindingIsNamespaced", testSecurityEditRoleBindingIsNamespaced},
+		{"SecurityStaticToken", testSecurityStaticToken},
+		{"SecuritySelfSubjectReviews", testSecuritySelfSubjectReviews},
+		{"SecurityBootstrapPolicy", testSecurityBootstrapPolicy},
+		{"SubresourceScale", testSubresourceScale},
+		{"SubresourcePodBindingEvictionLog", testSubresourcePodBindingEvictionLog},
+		{"SubresourceNamespaceDeletion", testSubresourceNamespaceDeletion},
+		{"SubresourceStatus", testSubresourceStatus},
+		{"SubresourcePodGracefulDeletion", testSubresourcePodGracefulDeletion},
+		{"PatchTypes", testPatchTypes},
+		{"PatchServerSideApply", testPatchServerSideApply},
+		{"RequestDryRun", testRequestDryRun},
+		{"RequestFieldValidation", testRequestFieldValidation},
+		{"RequestBodyLimit", testRequestBodyLimit},
+		{"RequestValidationStatus", testRequestValidationStatus},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, &surface{t: t, c: shared.c}) })
+	}
+}
+
 // admin is the system:masters clientset of API server i.
 func (s *surface) admin(i int) kubernetes.Interface { return s.c.Client(i) }
 

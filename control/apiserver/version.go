@@ -1,48 +1,58 @@
 package apiserver
 
 import (
+	"runtime/debug"
 	"strings"
 
 	apimachineryversion "k8s.io/apimachinery/pkg/version"
-	"k8s.io/component-base/compatibility"
-	baseversion "k8s.io/component-base/version"
+	basecompatibility "k8s.io/component-base/compatibility"
 )
 
-// reportedVersion is the library's own effective version with what /version
-// reports replaced: clients see the Kubernetes release barge is compatible
-// with, and barge's version as build metadata, the way k3s reports itself.
+// fallbackKubernetesVersion is used only when the binary carries no
+// module information (a stripped build): the version go.mod pins.
+const fallbackKubernetesVersion = "v1.37.2"
+
+// KubernetesVersion is the release of k8s.io/kubernetes this binary was
+// built with, from the module information Go records: the served API is
+// that release's own, so /version says so.
+func KubernetesVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "k8s.io/kubernetes" && strings.HasPrefix(dep.Version, "v") {
+				return dep.Version
+			}
+		}
+	}
+	return fallbackKubernetesVersion
+}
+
+// reportedVersion is kube-apiserver's effective version with what
+// /version reports filled in: a library build has no linker-stamped git
+// version, so the Kubernetes release and barge's version go there as
+// k3s reports itself (v1.37.2+barge-0.3.0).
 type reportedVersion struct {
-	compatibility.MutableEffectiveVersion
-	barge string
+	basecompatibility.MutableEffectiveVersion
+	gitVersion string
 }
 
 func newReportedVersion(barge string) *reportedVersion {
+	k8s := KubernetesVersion()
+	git := k8s
+	if barge != "" {
+		git += "+barge-" + strings.NewReplacer("+", "-", " ", "-").Replace(barge)
+	}
 	return &reportedVersion{
-		MutableEffectiveVersion: compatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", ""),
-		barge:                   barge,
+		MutableEffectiveVersion: basecompatibility.NewEffectiveVersionFromString(strings.TrimPrefix(k8s, "v"), "", ""),
+		gitVersion:              git,
 	}
 }
 
 func (v *reportedVersion) Info() *apimachineryversion.Info {
 	info := v.MutableEffectiveVersion.Info()
 	if info == nil {
-		info = &apimachineryversion.Info{}
+		return nil
 	}
-	k8s := strings.TrimPrefix(KubernetesVersion, "v")
-	parts := strings.SplitN(k8s, ".", 3)
-	if len(parts) >= 2 {
-		info.Major, info.Minor = parts[0], parts[1]
-	}
-	// A 1.32 server does not send emulation or compatibility versions, and
-	// the library's own (its 1.37 build) would contradict the version above.
-	info.EmulationMajor, info.EmulationMinor = "", ""
-	info.MinCompatibilityMajor, info.MinCompatibilityMinor = "", ""
-	info.GitVersion = KubernetesVersion
-	if v.barge != "" {
-		info.GitVersion += "+barge-" + strings.ReplaceAll(v.barge, "+", "-")
-	}
-	info.GitCommit = ""
-	info.GitTreeState = ""
-	info.BuildDate = ""
+	info.GitVersion = v.gitVersion
+	info.GitCommit, info.GitTreeState, info.BuildDate = "", "", ""
 	return info
 }

@@ -240,18 +240,20 @@ func testWatch(t *testing.T, c *apitest.Cluster) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A bookmark reports progress the watcher has no events for: a
-		// config map written elsewhere moves the resource version on.
-		elsewhere, err := cs.CoreV1().ConfigMaps(ns+"-other").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b"}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// The server ends the watch after timeoutSeconds and sends a
 		// bookmark before that (Kubernetes: 2s before, on a 1s timer);
 		// the long timeout leaves a loaded machine room to send it. The
 		// context only bounds the test.
 		wctx := boundedCtx(t, 30*time.Second)
 		watcher, err := cms.Watch(wctx, metav1.ListOptions{ResourceVersion: start.ResourceVersion, AllowWatchBookmarks: true, TimeoutSeconds: ptr.To[int64](15)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A bookmark reports progress the watcher has no events for: a
+		// config map written elsewhere, after the watch began, moves the
+		// watch cache's resource version on (Kubernetes bookmarks carry
+		// the newest version the cache has processed since).
+		elsewhere, err := cs.CoreV1().ConfigMaps(ns+"-other").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b"}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,6 +36,8 @@ type Cluster struct {
 	addrs  []string
 	// TokenFile is the static token file every API server reads.
 	TokenFile string
+	// dying are API servers whose peer was killed, still shutting down.
+	dying sync.WaitGroup
 }
 
 // Options adjust the harness.
@@ -95,12 +97,14 @@ func (c *Cluster) StartAPI(i int) {
 		c.t.Fatalf("API server %d: listen: %v", i, err)
 	}
 	p, err := plane.Start(apiserver.Config{
-		Listener:       ln,
-		CertsDir:       c.Store.CertsDir,
-		StoreEndpoints: []string{"https://" + m.ClientAddr},
-		TokenFile:      c.TokenFile,
-		BargeVersion:   "test",
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Listener:     ln,
+		CertsDir:     c.Store.CertsDir,
+		Identity:     fmt.Sprintf("s%d", i+1),
+		StateDir:     filepath.Join(c.Store.Dir, fmt.Sprintf("api%d", i)),
+		LocalStore:   m.Server.DialLocal,
+		TokenFile:    c.TokenFile,
+		BargeVersion: "test",
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, m.Server)
 	if err != nil {
 		c.t.Fatalf("API server %d: %v", i, err)
@@ -117,11 +121,28 @@ func (c *Cluster) StopAPI(i int) {
 	}
 }
 
+// KillPeer crashes store peer i and abandons its API server, as the
+// kill of a server process would: the API server is not waited for
+// (with its store gone, its graceful shutdown waits out its requests'
+// timeouts), only told to stop; Close waits for it.
+func (c *Cluster) KillPeer(i int) {
+	c.Store.Kill(i)
+	if p := c.Planes[i]; p != nil {
+		c.Planes[i] = nil
+		c.dying.Add(1)
+		go func() {
+			defer c.dying.Done()
+			_ = p.Stop()
+		}()
+	}
+}
+
 // Close stops every API server, then the store.
 func (c *Cluster) Close() {
 	for i := range c.Planes {
 		c.StopAPI(i)
 	}
+	c.dying.Wait()
 }
 
 // Addr is API server i's address.

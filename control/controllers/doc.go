@@ -1,8 +1,9 @@
-// Package controllers holds the control loops that run on the Raft leader
-// only (started by control/leader): today the namespace lifecycle (empty a
-// terminating namespace, then finalize it) and the default service account
-// of every namespace. They talk to the API server through client-go like
-// any other client.
+// Package controllers builds Kubernetes' own controllers
+// (k8s.io/kubernetes/pkg/controller/...) for one term of Raft leadership,
+// through their New... constructors, and runs them until the term ends.
+// kube-controller-manager's command layer is not used: it runs once per
+// process and exits when its Lease is lost, where barge starts and stops
+// the same controllers many times in one process.
 //
 // It may import k8s.io/* only.
 package controllers

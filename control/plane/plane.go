@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"sync"
 
 	"github.com/barge-dev/barge/control/apiserver"
 	"github.com/barge-dev/barge/control/controllers"
@@ -22,41 +19,61 @@ import (
 type Plane struct {
 	api    *apiserver.Server
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 	err    error
 }
 
 // Start builds the API server from cfg and runs it, together with the
-// controllers whenever leadership says this peer leads.
+// controllers whenever lead says this peer leads. A nil lead (a cluster
+// on external etcd) means Kubernetes' Lease election decides.
 func Start(cfg apiserver.Config, lead leader.Leadership) (*Plane, error) {
-	api, err := apiserver.New(cfg)
-	if err != nil {
-		return nil, err
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
+	rootCA, err := os.ReadFile(filepath.Join(cfg.CertsDir, pki.CACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Plane{api: api, cancel: cancel, done: make(chan struct{})}
-	apiDone := make(chan struct{})
-	go func() {
-		defer close(apiDone)
+	api, err := apiserver.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p := &Plane{api: api, cancel: cancel}
+	if lead == nil {
+		lease, err := leader.NewLeaseElection(api.LoopbackConfig(), cfg.Identity, logger)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		lead = lease
+		goWG(&p.wg, func() { lease.Run(ctx) })
+	}
+	goWG(&p.wg, func() {
 		if err := api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("API server stopped", "err", err)
 			p.err = err
 		}
-	}()
-	go func() {
-		defer close(p.done)
+	})
+	goWG(&p.wg, func() {
 		leader.Run(ctx, lead, logger, func(ctx context.Context) {
-			if err := runControllers(ctx, api, cfg.CertsDir, logger); err != nil {
+			err := controllers.Run(ctx, controllers.Config{Client: api.LoopbackConfig(), RootCA: rootCA, Logger: logger})
+			if err != nil {
 				logger.Error("controllers", "err", err)
 			}
 		})
-		<-apiDone
-	}()
+	})
 	return p, nil
+}
+
+func goWG(wg *sync.WaitGroup, fn func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
 }
 
 // Addr is the API server's listen address.
@@ -68,34 +85,6 @@ func (p *Plane) API() *apiserver.Server { return p.api }
 // Stop shuts everything down and waits for it.
 func (p *Plane) Stop() error {
 	p.cancel()
-	<-p.done
+	p.wg.Wait()
 	return p.err
-}
-
-// runControllers runs the leader-only controllers for one term.
-func runControllers(ctx context.Context, api *apiserver.Server, certsDir string, logger *slog.Logger) error {
-	rootCA, err := os.ReadFile(filepath.Join(certsDir, pki.CACertFile))
-	if err != nil {
-		return fmt.Errorf("cluster CA: %w", err)
-	}
-	cfg := api.LoopbackConfig()
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	// Each term gets fresh informers, so nothing cached by an earlier term
-	// outlives it.
-	inf := informers.NewSharedInformerFactory(client, 0)
-	ns, err := controllers.NewNamespaces(client, dyn, inf, rootCA, logger)
-	if err != nil {
-		return err
-	}
-	inf.Start(ctx.Done())
-	defer inf.Shutdown()
-	ns.Run(ctx)
-	return nil
 }

@@ -25,7 +25,32 @@ const (
 	AdminCertFile   = "admin.crt"
 	AdminKeyFile    = "admin.key"
 	AdminKubeconfig = "admin.kubeconfig"
+
+	// The API server's client certificate for the kubelet API of nodes.
+	KubeletClientCertFile = "apiserver-kubelet-client.crt"
+	KubeletClientKeyFile  = "apiserver-kubelet-client.key"
+	// The aggregation layer's own CA and the certificate the API server
+	// proxies to extension API servers with, as kubeadm keeps them: a CA
+	// of their own, so no ordinary client certificate can assert a user
+	// through request headers.
+	FrontProxyCACertFile     = "front-proxy-ca.crt"
+	FrontProxyCAKeyFile      = "front-proxy-ca.key"
+	FrontProxyClientCertFile = "front-proxy-client.crt"
+	FrontProxyClientKeyFile  = "front-proxy-client.key"
 )
+
+// Names of the API server's clients, as kubeadm names them.
+const (
+	KubeletClientCommonName    = "kube-apiserver-kubelet-client"
+	FrontProxyClientCommonName = "front-proxy-client"
+	FrontProxyCACommonName     = "barge-front-proxy-ca"
+)
+
+// InClusterHosts are the names and the address pods reach the API
+// server by (the default/kubernetes Service on the first address of the
+// default service range), so in-cluster clients verify the server.
+var InClusterHosts = []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+	"kubernetes.default.svc.cluster.local", "10.96.0.1"}
 
 // DefaultAPIPort is the Kubernetes API server's usual port.
 const DefaultAPIPort = 6443
@@ -92,7 +117,7 @@ func InitDir(dir string, opts InitOptions) error {
 	}
 	server, err := ca.Issue(Request{
 		CommonName: ServerCommonName,
-		Hosts:      hosts,
+		Hosts:      append(append([]string(nil), hosts...), InClusterHosts...),
 		// Client too: a new peer authenticates to the cluster's client
 		// port with this certificate when it joins.
 		Server: true, Client: true,
@@ -116,11 +141,27 @@ func InitDir(dir string, opts InitOptions) error {
 	if err != nil {
 		return err
 	}
+	kubeletClient, err := ca.IssueClient(KubeletClientCommonName, []string{AdminGroup}, opts.Validity)
+	if err != nil {
+		return err
+	}
+	proxyCA, err := NewCA(FrontProxyCACommonName, opts.Validity)
+	if err != nil {
+		return err
+	}
+	proxyClient, err := proxyCA.IssueClient(FrontProxyClientCommonName, nil, opts.Validity)
+	if err != nil {
+		return err
+	}
+	proxyCAKey, err := proxyCA.KeyPEM()
+	if err != nil {
+		return err
+	}
 	caKey, err := ca.KeyPEM()
 	if err != nil {
 		return err
 	}
-	saKey, err := newServiceAccountKey()
+	saKey, saPub, err := newServiceAccountKey()
 	if err != nil {
 		return err
 	}
@@ -142,6 +183,13 @@ func InitDir(dir string, opts InitOptions) error {
 		{AdminKeyFile, admin.KeyPEM, 0o600},
 		{AdminKubeconfig, kubeconfig, 0o600},
 		{ServiceAccountKeyFile, saKey, 0o600},
+		{ServiceAccountPublicKeyFile, saPub, 0o644},
+		{KubeletClientCertFile, kubeletClient.CertPEM, 0o644},
+		{KubeletClientKeyFile, kubeletClient.KeyPEM, 0o600},
+		{FrontProxyCACertFile, proxyCA.CertPEM, 0o644},
+		{FrontProxyCAKeyFile, proxyCAKey, 0o600},
+		{FrontProxyClientCertFile, proxyClient.CertPEM, 0o644},
+		{FrontProxyClientKeyFile, proxyClient.KeyPEM, 0o600},
 		{CAKeyFile, caKey, 0o600},
 	}
 	for _, f := range files {

@@ -4,22 +4,37 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 )
 
-// ServiceAccountKeyFile holds the key that signs service account tokens.
-// Every API server of a cluster must hold the same one, which is why it
-// lives in the certificate directory beside the CA.
-const ServiceAccountKeyFile = "sa.key"
+// The key pair that signs and verifies service account tokens. Every API
+// server of a cluster must hold the same one, which is why it lives in
+// the certificate directory beside the CA; sa.pub lets a verifier hold
+// only the public half, as in kubeadm's layout.
+const (
+	ServiceAccountKeyFile       = "sa.key"
+	ServiceAccountPublicKeyFile = "sa.pub"
+)
 
-func newServiceAccountKey() ([]byte, error) {
+// newServiceAccountKey returns a new ECDSA P-256 key as PEM: the private
+// key in PKCS#8 and the public key in PKIX form.
+func newServiceAccountKey() (private, public []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("pki: generate service account key: %w", err)
+		return nil, nil, fmt.Errorf("pki: generate service account key: %w", err)
 	}
-	return encodeKey(key)
+	if private, err = encodeKey(key); err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: encode service account public key: %w", err)
+	}
+	return private, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
 // LoadServiceAccountKey reads dir/sa.key, an ECDSA key.
