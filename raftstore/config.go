@@ -97,11 +97,8 @@ type Config struct {
 	// peer replaying cannot vote promptly.
 	SnapshotLogBytes int64
 	// LogStore is where the Raft log lives; "" keeps the data
-	// directory's, or takes LogStoreBolt for a new one.
+	// directory's, or takes DefaultLogStore for a new one.
 	LogStore LogStoreKind
-	// WALSegmentBytes sizes LogStoreWAL's segment files (default 64 MiB).
-	// Entries before a snapshot go with their whole segment.
-	WALSegmentBytes int
 
 	CompactionMode      CompactionMode
 	CompactionRetention time.Duration // periodic mode

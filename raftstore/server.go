@@ -106,7 +106,7 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	logStore, logCloser, kind, err := openLogStore(cfg.DataDir, cfg.LogStore, cfg.WALSegmentBytes, s.stable, hlog)
+	logStore, logCloser, kind, err := openLogStore(cfg.DataDir, cfg.LogStore, s.stable, logStoreOptions{hlog: hlog, logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -167,10 +167,13 @@ func (s *Server) start() error {
 	rc.NotifyCh = notify
 
 	// The leader reads every entry back to replicate it; the cache serves
-	// those reads from memory instead of a bolt read and a decode each.
-	logs, err := raft.NewLogCache(logCacheEntries, logStore)
-	if err != nil {
-		return fmt.Errorf("log cache: %w", err)
+	// those reads from memory instead of a read and a decode each. The
+	// etcd WAL store keeps its entries in memory already.
+	logs := logStore
+	if kind != LogStoreEtcdWAL {
+		if logs, err = raft.NewLogCache(logCacheEntries, logStore); err != nil {
+			return fmt.Errorf("log cache: %w", err)
+		}
 	}
 	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.stable, s.snaps, s.transport)
 	if err != nil {
