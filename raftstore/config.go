@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Peer names one member of an initial cluster.
@@ -110,6 +112,14 @@ type Config struct {
 	// WatchProgressInterval is how often idle watchers that asked for it
 	// get a progress notification.
 	WatchProgressInterval time.Duration
+
+	// MetricsAddr, when set, serves this peer's Prometheus metrics at
+	// https://MetricsAddr/metrics (TLS as on the client port), for servers
+	// that run no API server.
+	MetricsAddr string
+	// Registerer, when set, receives this peer's metrics at Start (see
+	// Server.Collectors).
+	Registerer prometheus.Registerer
 
 	Logger *slog.Logger
 	// RaftLog receives hashicorp/raft's own log lines (default: discarded

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/barge-dev/barge/raftstore/raftlog"
 	"github.com/hashicorp/go-hclog"
@@ -108,9 +107,8 @@ func logStoresIn(dataDir string, stable *raftboltdb.BoltStore) ([]LogStoreKind, 
 
 // logStoreOptions are what opening a log store may need besides the dir.
 type logStoreOptions struct {
-	hlog     hclog.Logger
-	logger   *slog.Logger
-	onAppend func(time.Duration) // etcd-wal appends
+	hlog   hclog.Logger
+	logger *slog.Logger
 }
 
 // openLogStore opens the Raft log next to stable; the closer is nil when
@@ -147,7 +145,7 @@ func openLogStore(dataDir string, want LogStoreKind, stable *raftboltdb.BoltStor
 		}
 		return w, w, kind, nil
 	default:
-		s, err := raftlog.Open(filepath.Join(dataDir, etcdWALDir), raftlog.Options{OnAppend: o.onAppend, Logger: o.logger})
+		s, err := raftlog.Open(filepath.Join(dataDir, etcdWALDir), raftlog.Options{Logger: o.logger})
 		if err != nil {
 			return nil, nil, "", err
 		}

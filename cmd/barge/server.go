@@ -134,6 +134,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.StringVar(&cfg.PeerAddr, "peer-addr", "", "IP:PORT for Raft traffic between peers (required)")
 	f.StringVar(&cfg.ClientAddr, "client-addr", "", "IP:PORT for the etcd v3 gRPC API (required)")
 	f.StringVar(&apiAddr, "api-addr", "", "IP:PORT for the Kubernetes API (HTTPS; off when empty)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "IP:PORT to serve the store's Prometheus metrics at https://IP:PORT/metrics (TLS and client certificates as on --client-addr; off when empty)")
 	f.StringVar(&tokenFile, "token-auth-file", "", "static bearer tokens for the Kubernetes API, CSV: token,user,uid,\"group1,group2\"")
 	f.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "peer address other peers dial (default --peer-addr)")
 	f.StringVar(&cfg.AdvertiseClientAddr, "advertise-client-addr", "", "client address published to clients (default --client-addr)")

@@ -76,7 +76,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// CatchUpBatch caps events read from history in one step.
 	CatchUpBatch int
-	Logger       *slog.Logger
+	// OnSlow, when set, is called each time a watcher's stream is found
+	// full and the watcher falls back to catch-up from history.
+	OnSlow func()
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -239,6 +242,9 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 		default:
 			delete(h.synced, w)
 			h.unsynced[w] = struct{}{}
+			if h.cfg.OnSlow != nil {
+				h.cfg.OnSlow()
+			}
 			h.wake()
 		}
 	}
@@ -426,6 +432,14 @@ func (h *Hub) catchUp(w *Watcher) {
 	} else {
 		h.wake()
 	}
+}
+
+// Counts returns how many watchers are synced (fed as revisions commit)
+// and how many are catching up from history.
+func (h *Hub) Counts() (synced, unsynced int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.synced), len(h.unsynced)
 }
 
 // Watchers counts the open watchers, synced or catching up.
