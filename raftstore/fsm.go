@@ -193,9 +193,11 @@ func (f *fsm) install(st *loadedState) {
 		f.lessor.Attach(id, key)
 	}
 	f.members.replace(st.members)
+	// Counted before the applied index moves: whoever waits for that
+	// index and then asks whether a snapshot was installed must see it.
+	f.restores.Add(1)
 	f.markApplied(st.meta.RaftIndex)
 	f.hub.Reset()
-	f.restores.Add(1)
 }
 
 // loadedState is a snapshot read into memory, ready to install.
