@@ -144,6 +144,8 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", raftstore.DefaultHeartbeatTimeout, "Raft heartbeat timeout: a follower that hears nothing from the leader for 1-2x this starts an election")
 	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", raftstore.DefaultElectionTimeout, "Raft election timeout")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 16384, "log entries between Raft snapshots")
+	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot, for followers that lag a little")
+	_ = f.MarkHidden("trailing-logs")
 	f.Int64Var(&cfg.SnapshotLogBytes, "snapshot-log-bytes", 64<<20, "also snapshot once the log applied since the last snapshot reaches this many bytes, bounding replay after a restart")
 	f.StringVar(&logStore, "log-store", "", "where a new data dir keeps the Raft log: etcd-wal (etcd's write-ahead log, one fdatasync per append; the default) or bolt (raft-boltdb, two fdatasyncs per commit); empty keeps the data dir's. Data dirs made with the retired wal (hashicorp/raft-wal) still open")
 	f.StringVar(&migrateTo, "migrate-log-store", "", "move the stopped member's Raft log in --data-dir to `STORE` (etcd-wal or bolt), then exit")
