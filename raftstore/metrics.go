@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 		proposalsFailed: c("store_proposals_failed_total", "Writes that failed to reach the log or to commit (no leader, leadership lost, timeout)."),
 		proposalsForwarded: c("store_proposals_forwarded_total",
 			"Writes this peer forwarded to the leader, retries included."),
-		slowWatchers: c("watch_slow_watchers_total", "Times a watcher's stream was full and it fell back to catch-up from history."),
+		slowWatchers: c("watch_slow_watchers_total", "Times a watcher found its stream full and began holding its responses."),
 	}
 }
 
@@ -73,8 +73,12 @@ func (m *metrics) addFuncs(s *Server) {
 		g("store_db_size_bytes", "Bytes the store keeps on disk: Raft log, stable state and snapshots.", func() float64 { return float64(s.diskSize()) }),
 		g("store_db_size_in_use_bytes", "Bytes of live keys and history the store holds in memory.", func() float64 { return float64(s.fsm.store.Stats().SizeBytes) }),
 		g("watch_watchers", "Watchers open on this peer.", func() float64 { return float64(s.fsm.hub.Watchers()) }),
-		g("watch_unsynced_watchers", "Watchers catching up from history (their stream was full, or they started in the past).", func() float64 {
-			_, unsynced := s.fsm.hub.Counts()
+		g("watch_slow_watchers", "Watchers holding responses their full stream could not take yet.", func() float64 {
+			_, victims, _ := s.fsm.hub.Counts()
+			return float64(victims)
+		}),
+		g("watch_unsynced_watchers", "Watchers catching up from history (they started in the past, or fell too far behind).", func() float64 {
+			_, _, unsynced := s.fsm.hub.Counts()
 			return float64(unsynced)
 		}),
 	}

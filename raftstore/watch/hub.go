@@ -59,6 +59,11 @@ type Watcher struct {
 	spec    Spec
 	stream  *Stream
 	nextRev int64
+	// pending holds, in order, responses built for revisions before
+	// nextRev that found the stream full (the watcher is a "victim", as
+	// etcd calls it). They are retried as the stream drains; only a
+	// watcher too far behind goes back to reading history.
+	pending []Response
 	// sentSinceTick suppresses a progress notification after real events.
 	sentSinceTick bool
 }
@@ -76,6 +81,12 @@ type Config struct {
 	SyncInterval time.Duration
 	// CatchUpBatch caps events read from history in one step.
 	CatchUpBatch int
+	// MaxPending is how many responses a watcher whose stream is full may
+	// hold before it falls back to catch-up from history.
+	MaxPending int
+	// RetryInterval is how often responses held for full streams are
+	// sent again.
+	RetryInterval time.Duration
 	// OnSlow, when set, is called each time a watcher's stream is found
 	// full and the watcher falls back to catch-up from history.
 	OnSlow func()
@@ -95,6 +106,12 @@ func (c *Config) setDefaults() {
 	if c.CatchUpBatch <= 0 {
 		c.CatchUpBatch = 1000
 	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 256
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 5 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -109,6 +126,7 @@ type Hub struct {
 	rev      int64 // last revision passed to Notify
 	synced   map[*Watcher]struct{}
 	unsynced map[*Watcher]struct{}
+	victims  int // synced watchers with pending responses
 	kick     chan struct{}
 }
 
@@ -167,7 +185,7 @@ func (s *Stream) Cancel(id int64) bool {
 	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
 		for w := range set {
 			if w.stream == s && w.spec.ID == id {
-				delete(set, w)
+				h.drop(set, w)
 				found = true
 			}
 		}
@@ -188,6 +206,11 @@ func (s *Stream) RequestProgress() bool {
 			return false
 		}
 	}
+	for w := range h.synced {
+		if w.stream == s && len(w.pending) > 0 {
+			return false
+		}
+	}
 	select {
 	case s.out <- Response{WatchID: -1, Revision: h.rev, Progress: true}:
 		return true
@@ -202,10 +225,19 @@ func (h *Hub) removeStream(s *Stream) {
 	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
 		for w := range set {
 			if w.stream == s {
-				delete(set, w)
+				h.drop(set, w)
 			}
 		}
 	}
+}
+
+// drop removes w from set, and its held responses with it.
+func (h *Hub) drop(set map[*Watcher]struct{}, w *Watcher) {
+	if len(w.pending) > 0 {
+		w.pending = nil
+		h.victims--
+	}
+	delete(set, w)
 }
 
 func (h *Hub) wake() {
@@ -235,17 +267,74 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 			w.nextRev = rev + 1
 			continue
 		}
+		resp := Response{WatchID: w.spec.ID, Events: evs, Revision: rev}
+		w.nextRev = rev + 1
+		if len(w.pending) > 0 {
+			// Behind already: queue behind what is held, in order.
+			w.pending = append(w.pending, resp)
+			if len(w.pending) > h.cfg.MaxPending {
+				h.toHistory(w)
+			}
+			continue
+		}
 		select {
-		case w.stream.out <- Response{WatchID: w.spec.ID, Events: evs, Revision: rev}:
-			w.nextRev = rev + 1
+		case w.stream.out <- resp:
 			w.sentSinceTick = true
 		default:
-			delete(h.synced, w)
-			h.unsynced[w] = struct{}{}
+			// The stream is full. The response is held, not dropped for a
+			// re-read of history: when a whole stream of watchers falls
+			// behind at once (a GC pause, a busy core), reading history
+			// for each of them is what kept it behind.
+			w.pending = append(w.pending, resp)
+			h.victims++
 			if h.cfg.OnSlow != nil {
 				h.cfg.OnSlow()
 			}
-			h.wake()
+		}
+	}
+}
+
+// toHistory sends a watcher holding too many responses back to catch-up
+// from history, from its first undelivered revision. Called with mu held.
+func (h *Hub) toHistory(w *Watcher) {
+	if len(w.pending) > 0 {
+		w.nextRev = w.pending[0].Revision
+		w.pending = nil
+		h.victims--
+	}
+	delete(h.synced, w)
+	h.unsynced[w] = struct{}{}
+	h.wake()
+}
+
+// retryPending sends the responses held for full streams, each
+// watcher's in order, as far as the streams take them.
+func (h *Hub) retryPending() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.victims == 0 {
+		return
+	}
+	for w := range h.synced {
+		if len(w.pending) == 0 {
+			continue
+		}
+		n := 0
+	send:
+		for _, resp := range w.pending {
+			select {
+			case w.stream.out <- resp:
+				n++
+				w.sentSinceTick = true
+			default:
+				break send
+			}
+		}
+		clear(w.pending[:n])
+		w.pending = w.pending[n:]
+		if len(w.pending) == 0 {
+			w.pending = nil
+			h.victims--
 		}
 	}
 }
@@ -258,8 +347,7 @@ func (h *Hub) Reset() {
 	defer h.mu.Unlock()
 	h.rev = h.src.Rev()
 	for w := range h.synced {
-		delete(h.synced, w)
-		h.unsynced[w] = struct{}{}
+		h.toHistory(w)
 	}
 	h.wake()
 }
@@ -329,12 +417,17 @@ func (h *Hub) Run(ctx context.Context) {
 	defer sync.Stop()
 	progress := time.NewTicker(h.cfg.ProgressInterval)
 	defer progress.Stop()
+	retry := time.NewTicker(h.cfg.RetryInterval)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.kick:
 		case <-sync.C:
+		case <-retry.C:
+			h.retryPending()
+			continue
 		case <-progress.C:
 			h.sendProgress()
 			continue
@@ -347,7 +440,8 @@ func (h *Hub) sendProgress() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.synced {
-		if !w.spec.ProgressNotify {
+		// A progress revision must not overtake events still held.
+		if !w.spec.ProgressNotify || len(w.pending) > 0 {
 			continue
 		}
 		if w.sentSinceTick {
@@ -434,12 +528,13 @@ func (h *Hub) catchUp(w *Watcher) {
 	}
 }
 
-// Counts returns how many watchers are synced (fed as revisions commit)
-// and how many are catching up from history.
-func (h *Hub) Counts() (synced, unsynced int) {
+// Counts returns how many watchers are synced (fed as revisions commit;
+// victims of them hold responses their full stream could not take) and
+// how many are catching up from history.
+func (h *Hub) Counts() (synced, victims, unsynced int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.synced), len(h.unsynced)
+	return len(h.synced), h.victims, len(h.unsynced)
 }
 
 // Watchers counts the open watchers, synced or catching up.
