@@ -63,16 +63,18 @@ demo: build deps
 	@sh cmd/barge/demo.sh
 
 # bench: micro-benchmarks of the hot paths, then the store side by side
-# with etcd 3.4 (`barge bench store`: 3-member clusters of both on loopback,
+# with Debian's etcd 3.4 and etcd 3.7 built from the pinned module
+# (`barge bench store`: 3-member clusters of all three on loopback,
 # the same workloads through the etcd v3 client, leader-kill failover),
 # kept as docs/bench/store.json and rendered into docs/benchmarks.md.
 # BENCH_FLAGS=--quick gives a smoke run in under 3 minutes.
 BENCH_FLAGS ?=
 bench: build deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/ ./raftstore/watch/
+	$(GO) build -o bin/etcd37 ./chaos/bench/etcd37
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/ ./raftstore/watch/ ./raftstore/raftlog/
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
 	@mkdir -p docs/bench
-	$(BIN) bench store --json docs/bench/store.json $(BENCH_FLAGS)
+	$(BIN) bench store --etcd37 bin/etcd37 --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench report --json docs/bench/store.json --markdown docs/benchmarks.md
 
 # torture: hundreds of kill -9s of store members under write load (during

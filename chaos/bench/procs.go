@@ -20,9 +20,13 @@ import (
 
 // System names, as they appear in reports.
 const (
-	SystemBarge = "barge"
-	SystemEtcd  = "etcd"
+	SystemBarge  = "barge"
+	SystemEtcd   = "etcd"   // Debian's etcd 3.4
+	SystemEtcd37 = "etcd37" // etcd 3.7 from the Go module barge pins (chaos/bench/etcd37)
 )
+
+// isEtcd reports whether system is one of the etcds.
+func isEtcd(system string) bool { return system == SystemEtcd || system == SystemEtcd37 }
 
 // stopGrace is how long a member gets to exit after SIGTERM before SIGKILL.
 const stopGrace = 10 * time.Second
@@ -89,17 +93,18 @@ func newCluster(system, bin, outDir, certs string, log *slog.Logger,
 }
 
 func (m *Member) initialEntry(system string) string {
-	if system == SystemEtcd {
+	if isEtcd(system) {
 		return m.Name + "=https://" + m.PeerAddr
 	}
 	return m.Name + "=" + m.PeerAddr
 }
 
-// NewEtcdCluster lays out a 3-member etcd 3.4 cluster with mutual TLS on
-// both ports, using the certificates barge wrote: the same trust as barge.
-func NewEtcdCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
+// NewEtcdCluster lays out a 3-member etcd cluster named system with
+// mutual TLS on both ports, using the certificates barge wrote: the same
+// trust as barge. Both etcd 3.4 and 3.7 take these flags.
+func NewEtcdCluster(system, bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
 	f := func(name string) string { return filepath.Join(certs, name) }
-	return newCluster(SystemEtcd, bin, outDir, certs, log, func(m *Member, initial string) []string {
+	return newCluster(system, bin, outDir, certs, log, func(m *Member, initial string) []string {
 		return []string{
 			"--name", m.Name, "--data-dir", m.DataDir,
 			"--listen-client-urls", "https://" + m.ClientAddr, "--advertise-client-urls", "https://" + m.ClientAddr,
