@@ -150,6 +150,16 @@ func (m *Member) start() error {
 	return nil
 }
 
+// logTail is the last n lines of the member's log, for error messages.
+func (m *Member) logTail(n int) string {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
 // running reports whether the member's process is alive.
 func (m *Member) running() bool {
 	if m.cmd == nil {
@@ -323,7 +333,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, cli *clientv3.Client, timeout
 	for {
 		for _, m := range c.Members {
 			if !m.running() {
-				return -1, fmt.Errorf("%s exited; see %s", m.Name, m.logPath)
+				return -1, fmt.Errorf("%s exited; see %s, which ends: %s", m.Name, m.logPath, m.logTail(3))
 			}
 		}
 		sts, err := c.statuses(ctx, cli)

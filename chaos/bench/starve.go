@@ -39,7 +39,8 @@ type StarveReport struct {
 	Duration   string         `json:"duration"`
 	Puts       int            `json:"puts"`
 	PutErrors  int            `json:"putErrors"`
-	Elections  uint64         `json:"elections"` // term rises during the load
+	ErrorKinds map[string]int `json:"errorKinds,omitempty"` // put errors by message
+	Elections  uint64         `json:"elections"`            // term rises during the load
 	P99Ms      float64        `json:"p99Ms"`
 	MaxMs      float64        `json:"maxMs"`
 	Failover   FailoverResult `json:"failover"`
@@ -94,7 +95,12 @@ func Starve(ctx context.Context, cfg StarveConfig) (*StarveReport, error) {
 		return nil, err
 	}
 	hog0 := procCPU(hog)
-	lat, puts, errs := putLoad(ctx, cli, cfg.Clients, cfg.Duration)
+	lat, puts, kinds := putLoad(ctx, cli, cfg.Clients, cfg.Duration)
+	errs := 0
+	for _, n := range kinds {
+		errs += n
+	}
+	rep.ErrorKinds = kinds
 	rep.HogCPUSecs = (procCPU(hog) - hog0).Seconds()
 	after, err := c.term(ctx, cli)
 	if err != nil {
@@ -103,7 +109,7 @@ func Starve(ctx context.Context, cfg StarveConfig) (*StarveReport, error) {
 	rep.Elections, rep.Puts, rep.PutErrors = after-before, puts, errs
 	l := Summarize(lat)
 	rep.P99Ms, rep.MaxMs = ms(l.P99), ms(l.Max)
-	cfg.Log.Info("load under the hog", "hog", cfg.Hog, "nice", cfg.HogNice, "puts", puts, "errors", errs, "elections", rep.Elections, "p99Ms", rep.P99Ms, "maxMs", rep.MaxMs, "hogCPUs", rep.HogCPUSecs)
+	cfg.Log.Info("load under the hog", "hog", cfg.Hog, "nice", cfg.HogNice, "puts", puts, "errors", kinds, "elections", rep.Elections, "p99Ms", rep.P99Ms, "maxMs", rep.MaxMs, "hogCPUs", rep.HogCPUSecs)
 	if cfg.Kills > 0 {
 		rep.Failover, err = Failover(ctx, c, cli, cfg.Kills)
 		if err != nil {
@@ -114,18 +120,18 @@ func Starve(ctx context.Context, cfg StarveConfig) (*StarveReport, error) {
 }
 
 // putLoad puts back to back from clients goroutines for d and returns
-// every latency, the puts acknowledged and the errors.
-func putLoad(ctx context.Context, cli *clientv3.Client, clients int, d time.Duration) ([]time.Duration, int, int) {
+// every latency, the puts acknowledged and the errors by message.
+func putLoad(ctx context.Context, cli *clientv3.Client, clients int, d time.Duration) ([]time.Duration, int, map[string]int) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	type result struct {
 		lat  []time.Duration
-		errs int
+		errs map[string]int
 	}
 	out := make(chan result, clients)
 	for w := range clients {
 		go func() {
-			var r result
+			r := result{errs: map[string]int{}}
 			for i := 0; ctx.Err() == nil; i++ {
 				start := time.Now()
 				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -135,18 +141,20 @@ func putLoad(ctx context.Context, cli *clientv3.Client, clients int, d time.Dura
 				case err == nil:
 					r.lat = append(r.lat, time.Since(start))
 				case ctx.Err() == nil:
-					r.errs++
+					r.errs[err.Error()]++
 				}
 			}
 			out <- r
 		}()
 	}
 	var lat []time.Duration
-	errs := 0
+	errs := map[string]int{}
 	for range clients {
 		r := <-out
 		lat = append(lat, r.lat...)
-		errs += r.errs
+		for k, n := range r.errs {
+			errs[k] += n
+		}
 	}
 	return lat, len(lat), errs
 }

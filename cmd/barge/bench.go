@@ -255,20 +255,22 @@ first acknowledged write.`,
 				return fmt.Errorf("find the barge binary: %w", err)
 			}
 			cfg.BargeBin = exe
-			dir, err := os.MkdirTemp("", "barge-starve")
-			if err != nil {
-				return err
+			if cfg.Dir == "" {
+				dir, err := os.MkdirTemp("", "barge-starve")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				cfg.Dir = dir
 			}
-			defer os.RemoveAll(dir)
-			cfg.Dir = dir
 			grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			rep, err := bench.Starve(ctx, cfg)
 			if rep != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "hog %d goroutines (nice %d, %.1f CPU-s), %s of puts from %d clients: %d puts, %d errors, %d elections, p99 %.1f ms, max %.1f ms\nleader kills: %d, p50 %.0f ms, max %.0f ms, no ack %d; samples %v\n",
-					rep.Hog, rep.HogNice, rep.HogCPUSecs, rep.Duration, cfg.Clients, rep.Puts, rep.PutErrors, rep.Elections, rep.P99Ms, rep.MaxMs,
+				fmt.Fprintf(cmd.OutOrStdout(), "hog %d goroutines (nice %d, %.1f CPU-s), %s of puts from %d clients: %d puts, %d errors %v, %d elections, p99 %.1f ms, max %.1f ms\nleader kills: %d, p50 %.0f ms, max %.0f ms, no ack %d; samples %v\n",
+					rep.Hog, rep.HogNice, rep.HogCPUSecs, rep.Duration, cfg.Clients, rep.Puts, rep.PutErrors, rep.ErrorKinds, rep.Elections, rep.P99Ms, rep.MaxMs,
 					rep.Failover.Kills, rep.Failover.P50Ms, rep.Failover.MaxMs, rep.Failover.Failed, rep.Failover.SamplesMs)
 				if jsonPath != "" {
 					b, jerr := json.MarshalIndent(rep, "", "  ")
@@ -289,6 +291,7 @@ first acknowledged write.`,
 	f.IntVar(&cfg.Kills, "kills", 20, "leader kills under the hog after the load (0: none)")
 	f.StringArrayVar(&cfg.BargeFlags, "barge-flag", nil, "extra `FLAG` for every barge server, repeatable")
 	f.StringVar(&jsonPath, "json", "", "write the report to `FILE`")
+	f.StringVar(&cfg.Dir, "out-dir", "", "`DIR` for certificates, data dirs and member logs, kept (default a temporary dir, removed)")
 	return cmd
 }
 
