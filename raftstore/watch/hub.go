@@ -29,6 +29,28 @@ type Response struct {
 	Canceled        bool
 	CancelReason    string
 	Progress        bool
+
+	// from is the first revision whose events the response carries, and
+	// size their key and value bytes: a response held for a full stream
+	// takes the revisions after it too, up to mergeBytes.
+	from, size int64
+}
+
+// Held and caught-up responses carry many revisions each, up to these
+// bounds, as etcd's catch-up does: a watcher behind by N revisions costs
+// its stream one message, not N, which is what lets a stream that fell
+// behind under load catch up instead of falling further behind.
+const (
+	mergeEvents = 1000
+	mergeBytes  = 1 << 20
+)
+
+func eventBytes(evs []*mvccpb.Event) int64 {
+	var n int64
+	for _, ev := range evs {
+		n += int64(len(ev.Kv.Key) + len(ev.Kv.Value))
+	}
+	return n
 }
 
 // Filter selects events a watcher does not want.
@@ -267,10 +289,20 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 			w.nextRev = rev + 1
 			continue
 		}
-		resp := Response{WatchID: w.spec.ID, Events: evs, Revision: rev}
+		resp := Response{WatchID: w.spec.ID, Events: evs, Revision: rev, from: rev}
 		w.nextRev = rev + 1
-		if len(w.pending) > 0 {
-			// Behind already: queue behind what is held, in order.
+		if n := len(w.pending); n > 0 {
+			// Behind already: the events join the last held response
+			// (copied: evs may be shared with other watchers), or queue
+			// behind it once it is full.
+			last := &w.pending[n-1]
+			size := eventBytes(evs)
+			if len(last.Events)+len(evs) <= mergeEvents && last.size+size <= mergeBytes {
+				last.Events = append(last.Events[:len(last.Events):len(last.Events)], evs...)
+				last.Revision, last.size = rev, last.size+size
+				continue
+			}
+			resp.size = size
 			w.pending = append(w.pending, resp)
 			if len(w.pending) > h.cfg.MaxPending {
 				h.toHistory(w)
@@ -285,6 +317,7 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 			// re-read of history: when a whole stream of watchers falls
 			// behind at once (a GC pause, a busy core), reading history
 			// for each of them is what kept it behind.
+			resp.size = eventBytes(evs)
 			w.pending = append(w.pending, resp)
 			h.victims++
 			if h.cfg.OnSlow != nil {
@@ -298,7 +331,7 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 // from history, from its first undelivered revision. Called with mu held.
 func (h *Hub) toHistory(w *Watcher) {
 	if len(w.pending) > 0 {
-		w.nextRev = w.pending[0].Revision
+		w.nextRev = w.pending[0].from
 		w.pending = nil
 		h.victims--
 	}
@@ -497,24 +530,32 @@ func (h *Hub) catchUp(w *Watcher) {
 		h.cfg.Logger.Warn("watch catch-up failed", "watch", w.spec.ID, "from", from, "err", err)
 		return
 	}
-	// Group by revision so each response holds whole revisions.
+	// Whole revisions, as many as fit one response, go out together.
 	for i := 0; i < len(evs); {
-		rev := evs[i].Rev.Main
+		var (
+			group []mvcc.Event
+			last  int64
+			size  int64
+		)
 		j := i
-		var group []mvcc.Event
-		for j < len(evs) && evs[j].Rev.Main == rev {
-			group = append(group, evs[j].Event)
-			j++
+		for j < len(evs) && len(group) < mergeEvents && size < mergeBytes {
+			rev := evs[j].Rev.Main
+			for j < len(evs) && evs[j].Rev.Main == rev {
+				group = append(group, evs[j].Event)
+				size += int64(len(evs[j].Event.Kv.Key) + len(evs[j].Event.Kv.Value))
+				j++
+			}
+			last = rev
 		}
 		if out := w.filter(group); len(out) > 0 {
 			select {
-			case w.stream.out <- Response{WatchID: w.spec.ID, Events: out, Revision: rev}:
+			case w.stream.out <- Response{WatchID: w.spec.ID, Events: out, Revision: last}:
 				w.sentSinceTick = true
 			default:
-				return // stream still full; resume from rev next pass
+				return // stream still full; resume from the same revision next pass
 			}
 		}
-		w.nextRev = rev + 1
+		w.nextRev = last + 1
 		i = j
 	}
 	if next > w.nextRev {
