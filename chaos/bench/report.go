@@ -247,10 +247,10 @@ The barge store against etcd %s%s, side by side in one run on one machine.
 Each system is a 3-member cluster on loopback (127.0.0.1) with mutual TLS
 on the client and peer ports, the same certificates (`+"`barge certs init`"+`),
 fsync on, and its own data directory per member. One load generator, written
-on `+"`go.etcd.io/etcd/client/v3`"+`, drives both identically: client goroutines
+on `+"`go.etcd.io/etcd/client/v3`"+`, drives every system identically: client goroutines
 share a few connections, as etcd's `+"`benchmark`"+` tool does. Each row runs
 for %s after a %s warm-up; latencies are per operation, nearest-rank
-percentiles of every sample. Clients and all six servers share the machine,
+percentiles of every sample. Clients and every server share the machine,
 so read the ratios, not the absolute numbers.
 
 - **put**: 256-byte values over 10,000 keys.
