@@ -349,12 +349,11 @@ func execRange(r interface {
 		return nil, mvccError(err)
 	}
 	kvs := res.KVs
+	// Count is what the range matched before the revision filters, as
+	// etcd reports it (its filters prune the page, not the count).
 	count := res.Count
 	if needAll {
 		kvs = filterKVs(kvs, rr)
-		if rr.MinModRevision != 0 || rr.MaxModRevision != 0 || rr.MinCreateRevision != 0 || rr.MaxCreateRevision != 0 {
-			count = int64(len(kvs))
-		}
 		sortKVs(kvs, rr.SortTarget, rr.SortOrder)
 		if rr.CountOnly {
 			kvs = nil
@@ -364,7 +363,7 @@ func execRange(r interface {
 	if rr.Limit > 0 && int64(len(kvs)) > rr.Limit {
 		kvs = kvs[:rr.Limit]
 		resp.More = true
-	} else if rr.Limit > 0 && count > int64(len(kvs)) && !rr.CountOnly {
+	} else if !needAll && rr.Limit > 0 && count > int64(len(kvs)) && !rr.CountOnly {
 		resp.More = true
 	}
 	resp.Kvs = kvs

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Peer names one member of an initial cluster.
@@ -85,6 +87,10 @@ type Config struct {
 
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout is how long a leader keeps leading without
+	// hearing from a quorum before it steps down (at most
+	// HeartbeatTimeout; default DefaultLeaderLeaseTimeout, capped).
+	LeaderLeaseTimeout time.Duration
 	// SnapshotThreshold is how many log entries trigger a Raft snapshot;
 	// TrailingLogs how many stay after one, for slow followers.
 	SnapshotThreshold uint64
@@ -97,11 +103,8 @@ type Config struct {
 	// peer replaying cannot vote promptly.
 	SnapshotLogBytes int64
 	// LogStore is where the Raft log lives; "" keeps the data
-	// directory's, or takes LogStoreBolt for a new one.
+	// directory's, or takes DefaultLogStore for a new one.
 	LogStore LogStoreKind
-	// WALSegmentBytes sizes LogStoreWAL's segment files (default 64 MiB).
-	// Entries before a snapshot go with their whole segment.
-	WALSegmentBytes int
 
 	CompactionMode      CompactionMode
 	CompactionRetention time.Duration // periodic mode
@@ -113,6 +116,14 @@ type Config struct {
 	// WatchProgressInterval is how often idle watchers that asked for it
 	// get a progress notification.
 	WatchProgressInterval time.Duration
+
+	// MetricsAddr, when set, serves this peer's Prometheus metrics at
+	// https://MetricsAddr/metrics (TLS as on the client port), for servers
+	// that run no API server.
+	MetricsAddr string
+	// Registerer, when set, receives this peer's metrics at Start (see
+	// Server.Collectors).
+	Registerer prometheus.Registerer
 
 	Logger *slog.Logger
 	// RaftLog receives hashicorp/raft's own log lines (default: discarded
@@ -126,9 +137,24 @@ type Config struct {
 // within about 200-400 ms. The leader heartbeats every tenth of it on a
 // path of its own, independent of log writes and fsync, so a loaded
 // leader is not mistaken for a dead one.
+//
+// Under CPU starvation (`barge bench starve`: a 4-goroutine busy loop in
+// another process, on a 2-core machine already at load 20) two things
+// elect: a follower whose heartbeat timer fires while the leader's
+// heartbeats wait for a core, and a leader that has not processed a
+// quorum's replies within LeaderLeaseTimeout and steps down. Pre-vote
+// (on in hashicorp/raft 1.7) answers the first: a follower's pre-vote is
+// refused by every peer that still has a leader, so it costs no term.
+// The second was every spurious election measured: with the lease at
+// half the heartbeat timeout (100 ms) the leader stepped down 3-7 times a
+// minute; at the heartbeat timeout (200 ms, the most hashicorp/raft
+// allows) never, over the same minute. Reads do not depend on the lease
+// (they confirm leadership with a quorum round, VerifyLeader), so a
+// longer one only delays a partitioned leader's step-down.
 const (
-	DefaultHeartbeatTimeout = 200 * time.Millisecond
-	DefaultElectionTimeout  = 200 * time.Millisecond
+	DefaultHeartbeatTimeout   = 200 * time.Millisecond
+	DefaultElectionTimeout    = 200 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 200 * time.Millisecond
 )
 
 func (c *Config) setDefaults() {
@@ -137,6 +163,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 16384
@@ -210,6 +239,9 @@ func (c *Config) validate() error {
 	case CompactionOff, CompactionPeriodic, CompactionRevision:
 	default:
 		errs = append(errs, fmt.Errorf("auto compaction mode %q: want off, periodic or revision", c.CompactionMode))
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("leader lease timeout %s is longer than heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
 	}
 	if c.ElectionTimeout < c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("election timeout %s is shorter than heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout))

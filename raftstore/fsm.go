@@ -16,6 +16,7 @@ import (
 	"github.com/barge-dev/barge/raftstore/snapfile"
 	"github.com/barge-dev/barge/raftstore/watch"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
@@ -42,6 +43,10 @@ type fsm struct {
 	logBytes      atomic.Int64
 	logBytesLimit int64
 	bigLog        chan struct{}
+
+	// applyObs, saveObs and installObs time applies, snapshot writes and
+	// snapshot installs; nil when nobody measures.
+	applyObs, saveObs, installObs prometheus.Observer
 }
 
 type applyWaiter struct {
@@ -66,6 +71,7 @@ func newFSM(logger *slog.Logger, minLeaseTTL int64, hubCfg watch.Config) *fsm {
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
+	defer observeSince(f.applyObs, time.Now())
 	res := f.applyData(l.Data)
 	f.markApplied(l.Index)
 	if n := f.logBytes.Add(int64(len(l.Data))); f.logBytesLimit > 0 && n >= f.logBytesLimit {
@@ -147,6 +153,7 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.logBytes.Store(0)
 	return &fsmSnapshot{
+		saved:   f.saveObs,
 		view:    f.store.View(),
 		leases:  f.lessor.List(),
 		members: f.members.list(),
@@ -163,6 +170,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // only once the whole stream has been read and its checksum verified.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	defer observeSince(f.installObs, time.Now())
 	st, err := loadSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
@@ -185,9 +193,11 @@ func (f *fsm) install(st *loadedState) {
 		f.lessor.Attach(id, key)
 	}
 	f.members.replace(st.members)
+	// Counted before the applied index moves: whoever waits for that
+	// index and then asks whether a snapshot was installed must see it.
+	f.restores.Add(1)
 	f.markApplied(st.meta.RaftIndex)
 	f.hub.Reset()
-	f.restores.Add(1)
 }
 
 // loadedState is a snapshot read into memory, ready to install.
@@ -251,6 +261,7 @@ func loadSnapshot(r io.Reader) (*loadedState, error) {
 }
 
 type fsmSnapshot struct {
+	saved   prometheus.Observer
 	view    *mvcc.View
 	leases  []lease.Info
 	members []snapfile.Member
@@ -259,6 +270,7 @@ type fsmSnapshot struct {
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	defer observeSince(s.saved, time.Now())
 	if err := s.writeTo(sink); err != nil {
 		_ = sink.Cancel()
 		return err

@@ -190,3 +190,47 @@ func retryOnLeaderChange(t *testing.T, op func() error) {
 		t.Logf("attempt %d: %v; retrying", attempt, err)
 	}
 }
+
+// TestRangeCountBeforeRevisionFilters checks etcd's count: with min/max
+// mod or create revision filters, Count is what the range matched before
+// the filters pruned the page (etcd 3.4.23 and 3.7.3 both answer 5 here),
+// and More says only whether the filtered page was cut by the limit.
+func TestRangeCountBeforeRevisionFilters(t *testing.T) {
+	c := storetest.NewCluster(t, 1)
+	ctx := c.Ctx()
+	cli := c.Client()
+	var revs []int64
+	for i := range 5 {
+		resp, err := cli.Put(ctx, fmt.Sprintf("f/%d", i), "v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, resp.Header.Revision)
+	}
+	for _, tc := range []struct {
+		name     string
+		opts     []clientv3.OpOption
+		kvs      int
+		more     bool
+		countOut int64
+	}{
+		{"min mod revision", []clientv3.OpOption{clientv3.WithMinModRev(revs[2])}, 3, false, 5},
+		{"max mod revision", []clientv3.OpOption{clientv3.WithMaxModRev(revs[1])}, 2, false, 5},
+		{"min create revision", []clientv3.OpOption{clientv3.WithMinCreateRev(revs[2])}, 3, false, 5},
+		{"max create revision", []clientv3.OpOption{clientv3.WithMaxCreateRev(revs[2])}, 3, false, 5},
+		{"filter and limit", []clientv3.OpOption{clientv3.WithMinModRev(revs[1]), clientv3.WithLimit(2)}, 2, true, 5},
+		{"filter within the limit", []clientv3.OpOption{clientv3.WithMinModRev(revs[3]), clientv3.WithLimit(3)}, 2, false, 5},
+		{"count only", []clientv3.OpOption{clientv3.WithMinModRev(revs[3]), clientv3.WithCountOnly()}, 0, false, 5},
+		{"no filter, limit", []clientv3.OpOption{clientv3.WithLimit(2)}, 2, true, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := cli.Get(ctx, "f/", append([]clientv3.OpOption{clientv3.WithPrefix()}, tc.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Kvs) != tc.kvs || resp.More != tc.more || resp.Count != tc.countOut {
+				t.Fatalf("kvs %d more %v count %d, want kvs %d more %v count %d", len(resp.Kvs), resp.More, resp.Count, tc.kvs, tc.more, tc.countOut)
+			}
+		})
+	}
+}

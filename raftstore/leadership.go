@@ -19,13 +19,17 @@ import (
 type leaderWatch struct {
 	r   *raft.Raft
 	obs chan raft.Observation
+	// onNewLeader is called when a peer other than the last one seen
+	// becomes leader (the first one seen counts too).
+	onNewLeader func()
+	lastLeader  raft.ServerID
 
 	mu      sync.Mutex
 	changed chan struct{}
 }
 
-func newLeaderWatch(r *raft.Raft) *leaderWatch {
-	lw := &leaderWatch{r: r, obs: make(chan raft.Observation, 16), changed: make(chan struct{})}
+func newLeaderWatch(r *raft.Raft, onNewLeader func()) *leaderWatch {
+	lw := &leaderWatch{r: r, obs: make(chan raft.Observation, 16), changed: make(chan struct{}), onNewLeader: onNewLeader}
 	r.RegisterObserver(raft.NewObserver(lw.obs, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.LeaderObservation, raft.RaftState:
@@ -41,7 +45,11 @@ func (lw *leaderWatch) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-lw.obs:
+		case o := <-lw.obs:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" && lo.LeaderID != lw.lastLeader {
+				lw.lastLeader = lo.LeaderID
+				lw.onNewLeader()
+			}
 			lw.bump()
 		}
 	}

@@ -29,16 +29,42 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
 		defer cancel()
 	}
-	return withLeader(ctx, s, func(ctx context.Context) (proto.Message, error) {
+	// failed tells a write that did not make it into the log (or whose
+	// fate is unknown) from one applied with an etcd error of its own.
+	failed := false
+	resp, err := withLeader(ctx, s, func(ctx context.Context) (proto.Message, error) {
 		out := s.proposer.submit(ctx, nil, req)
 		if out.err != nil {
+			failed = true
 			return nil, out.err
 		}
+		failed = false
 		return out.res.resp, out.res.err
 	}, func(ctx context.Context, c *peer.Client) (proto.Message, error) {
+		s.metrics.proposalsForwarded.Inc()
 		out := s.forwarder.submit(ctx, c, req)
+		// The leader sends an applied request's own error as a result
+		// error too; only the transport's and Raft's count as failures.
+		failed = out.err != nil && !isEtcdResultError(out.err)
 		return out.res.resp, out.err
 	})
+	if err != nil && (failed || ctx.Err() != nil) {
+		s.metrics.proposalsFailed.Inc()
+	}
+	return resp, err
+}
+
+// isEtcdResultError reports errors a request applied to the store can
+// answer with (a failed compare, a missing lease, a compacted revision),
+// as opposed to failures to replicate it.
+func isEtcdResultError(err error) bool {
+	switch rpctypes.ErrorDesc(err) {
+	case rpctypes.ErrorDesc(rpctypes.ErrGRPCNotLeader), rpctypes.ErrorDesc(rpctypes.ErrGRPCLeaderChanged),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCTimeout), rpctypes.ErrorDesc(rpctypes.ErrGRPCStopped),
+		rpctypes.ErrorDesc(rpctypes.ErrGRPCNoLeader):
+		return false
+	}
+	return true
 }
 
 // withLeader runs local on the leader or remote against it, following
@@ -130,6 +156,7 @@ func (s *Server) applyLocalAll(ctx context.Context, reqs []*pb.InternalRaftReque
 	}
 	s.gate.RLock()
 	defer s.gate.RUnlock()
+	start := time.Now()
 	futures := make([]raft.ApplyFuture, len(reqs))
 	for i, req := range reqs {
 		data, err := encodeRequest(req)
@@ -145,6 +172,9 @@ func (s *Server) applyLocalAll(ctx context.Context, reqs []*pb.InternalRaftReque
 		for i, f := range futures {
 			if f != nil {
 				out[i] = applyOutcomeOf(f)
+				if out[i].err == nil {
+					observeSince(s.metrics.commit, start)
+				}
 			}
 		}
 	}()

@@ -61,6 +61,9 @@ type Server struct {
 	termMu sync.Mutex
 	term   atomic.Pointer[leaderTerm] // non-nil while leading
 
+	metrics   *metrics
+	metricsLn net.Listener
+
 	stopOnce sync.Once
 }
 
@@ -82,7 +85,7 @@ func Start(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("member", cfg.Name)}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("member", cfg.Name), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.start(); err != nil {
 		s.closeAll()
@@ -107,7 +110,7 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	logStore, logCloser, kind, err := openLogStore(cfg.DataDir, cfg.LogStore, cfg.WALSegmentBytes, s.stable, hlog)
+	logStore, logCloser, kind, err := openLogStore(cfg.DataDir, cfg.LogStore, s.stable, logStoreOptions{hlog: hlog, logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -148,7 +151,8 @@ func (s *Server) start() error {
 		}
 	}
 
-	s.fsm = newFSM(s.logger, cfg.MinLeaseTTL, watch.Config{ProgressInterval: cfg.WatchProgressInterval})
+	s.fsm = newFSM(s.logger, cfg.MinLeaseTTL, watch.Config{ProgressInterval: cfg.WatchProgressInterval, OnSlow: s.metrics.slowWatchers.Inc})
+	s.fsm.applyObs, s.fsm.saveObs, s.fsm.installObs = s.metrics.apply, s.metrics.snapshotSave, s.metrics.snapshotInstall
 	s.fsm.clusterID, s.fsm.memberID = s.id.ClusterID, s.id.MemberID
 	s.fsm.logBytesLimit = cfg.SnapshotLogBytes
 
@@ -156,7 +160,7 @@ func (s *Server) start() error {
 	rc.LocalID = serverID(s.id.MemberID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
@@ -168,10 +172,13 @@ func (s *Server) start() error {
 	rc.NotifyCh = notify
 
 	// The leader reads every entry back to replicate it; the cache serves
-	// those reads from memory instead of a bolt read and a decode each.
-	logs, err := raft.NewLogCache(logCacheEntries, logStore)
-	if err != nil {
-		return fmt.Errorf("log cache: %w", err)
+	// those reads from memory instead of a read and a decode each. The
+	// etcd WAL store keeps its entries in memory already.
+	var logs raft.LogStore = timedLogStore{LogStore: logStore, h: s.metrics.logAppend}
+	if kind != LogStoreEtcdWAL {
+		if logs, err = raft.NewLogCache(logCacheEntries, logs); err != nil {
+			return fmt.Errorf("log cache: %w", err)
+		}
 	}
 	s.raft, err = raft.NewRaft(rc, s.fsm, logs, s.stable, s.snaps, s.transport)
 	if err != nil {
@@ -183,7 +190,20 @@ func (s *Server) start() error {
 		}
 	}
 
-	s.leaderWatch = newLeaderWatch(s.raft)
+	s.leaderWatch = newLeaderWatch(s.raft, s.metrics.leaderChanges.Inc)
+	s.metrics.addFuncs(s)
+	if cfg.Registerer != nil {
+		for _, c := range s.Collectors() {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return fmt.Errorf("register metrics: %w", err)
+			}
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := s.serveMetrics(); err != nil {
+			return err
+		}
+	}
 	s.leaders = newLeaderClients(s.mux)
 	s.proposer = newBatcher(appendsInFlight, s.appendBatch)
 	s.forwarder = newBatcher(forwardsInFlight, forwardBatch)

@@ -21,12 +21,13 @@ const (
 // Machine describes where a run happened: figures from a noisy 2-core VM
 // and from a workstation are not comparable, so every report says which.
 type Machine struct {
-	CPUModel    string `json:"cpuModel"`
-	CPUs        int    `json:"cpus"`
-	Kernel      string `json:"kernel"`
-	Disk        string `json:"disk"` // `df` of the data dirs: device, type, size
-	GoVersion   string `json:"goVersion"`
-	EtcdVersion string `json:"etcdVersion"`
+	CPUModel      string `json:"cpuModel"`
+	CPUs          int    `json:"cpus"`
+	Kernel        string `json:"kernel"`
+	Disk          string `json:"disk"` // `df` of the data dirs: device, type, size
+	GoVersion     string `json:"goVersion"`
+	EtcdVersion   string `json:"etcdVersion"`
+	Etcd37Version string `json:"etcd37Version,omitempty"`
 	// FdatasyncP50Ms and FdatasyncP99Ms time a 4 KiB write and
 	// fdatasync in the run's directory: no store commits a write faster.
 	FdatasyncP50Ms float64 `json:"fdatasyncP50Ms"`
@@ -36,7 +37,7 @@ type Machine struct {
 // DescribeMachine reads /proc, asks df and etcd and times fdatasync in
 // dataDir; a missing piece is left empty rather than failing the run it
 // only annotates.
-func DescribeMachine(ctx context.Context, dataDir, etcdBin string) Machine {
+func DescribeMachine(ctx context.Context, dataDir, etcdBin, etcd37Bin string) Machine {
 	m := Machine{GoVersion: runtime.Version()}
 	if l, err := FdatasyncFloor(ctx, dataDir); err == nil {
 		m.FdatasyncP50Ms, m.FdatasyncP99Ms = ms(l.P50), ms(l.P99)
@@ -49,6 +50,11 @@ func DescribeMachine(ctx context.Context, dataDir, etcdBin string) Machine {
 	}
 	if out, err := exec.CommandContext(ctx, "df", "-hT", dataDir).Output(); err == nil {
 		m.Disk = parseDF(string(out))
+	}
+	if etcd37Bin != "" {
+		if out, err := exec.CommandContext(ctx, etcd37Bin, "--version").Output(); err == nil {
+			m.Etcd37Version = strings.TrimSpace(strings.TrimPrefix(firstLine(string(out)), "etcd Version:"))
+		}
 	}
 	if out, err := exec.CommandContext(ctx, etcdBin, "--version").Output(); err == nil {
 		m.EtcdVersion = strings.TrimSpace(strings.TrimPrefix(firstLine(string(out)), "etcd Version:"))

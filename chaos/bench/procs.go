@@ -20,9 +20,13 @@ import (
 
 // System names, as they appear in reports.
 const (
-	SystemBarge = "barge"
-	SystemEtcd  = "etcd"
+	SystemBarge  = "barge"
+	SystemEtcd   = "etcd"   // Debian's etcd 3.4
+	SystemEtcd37 = "etcd37" // etcd 3.7 from the Go module barge pins (chaos/bench/etcd37)
 )
+
+// isEtcd reports whether system is one of the etcds.
+func isEtcd(system string) bool { return system == SystemEtcd || system == SystemEtcd37 }
 
 // stopGrace is how long a member gets to exit after SIGTERM before SIGKILL.
 const stopGrace = 10 * time.Second
@@ -89,17 +93,18 @@ func newCluster(system, bin, outDir, certs string, log *slog.Logger,
 }
 
 func (m *Member) initialEntry(system string) string {
-	if system == SystemEtcd {
+	if isEtcd(system) {
 		return m.Name + "=https://" + m.PeerAddr
 	}
 	return m.Name + "=" + m.PeerAddr
 }
 
-// NewEtcdCluster lays out a 3-member etcd 3.4 cluster with mutual TLS on
-// both ports, using the certificates barge wrote: the same trust as barge.
-func NewEtcdCluster(bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
+// NewEtcdCluster lays out a 3-member etcd cluster named system with
+// mutual TLS on both ports, using the certificates barge wrote: the same
+// trust as barge. Both etcd 3.4 and 3.7 take these flags.
+func NewEtcdCluster(system, bin, outDir, certs string, log *slog.Logger) (*Cluster, error) {
 	f := func(name string) string { return filepath.Join(certs, name) }
-	return newCluster(SystemEtcd, bin, outDir, certs, log, func(m *Member, initial string) []string {
+	return newCluster(system, bin, outDir, certs, log, func(m *Member, initial string) []string {
 		return []string{
 			"--name", m.Name, "--data-dir", m.DataDir,
 			"--listen-client-urls", "https://" + m.ClientAddr, "--advertise-client-urls", "https://" + m.ClientAddr,
@@ -143,6 +148,16 @@ func (m *Member) start() error {
 		close(done)
 	}(m.done)
 	return nil
+}
+
+// logTail is the last n lines of the member's log, for error messages.
+func (m *Member) logTail(n int) string {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
 
 // running reports whether the member's process is alive.
@@ -318,7 +333,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, cli *clientv3.Client, timeout
 	for {
 		for _, m := range c.Members {
 			if !m.running() {
-				return -1, fmt.Errorf("%s exited; see %s", m.Name, m.logPath)
+				return -1, fmt.Errorf("%s exited; see %s, which ends: %s", m.Name, m.logPath, m.logTail(3))
 			}
 		}
 		sts, err := c.statuses(ctx, cli)

@@ -31,9 +31,47 @@ type Row struct {
 	Clients  int     `json:"clients"`
 	Unit     string  `json:"unit"`
 	Barge    Measure `json:"barge"`
-	Etcd     Measure `json:"etcd"`
-	// Ratio is barge ops/s over etcd ops/s: above 1 barge is faster.
-	Ratio float64 `json:"ratio"`
+	Etcd     Measure `json:"etcd"` // Debian's etcd 3.4
+	// Etcd37 is etcd 3.7, when the run had it.
+	Etcd37 *Measure `json:"etcd37,omitempty"`
+	// Ratio is barge ops/s over etcd 3.4's: above 1 barge is faster;
+	// Ratio37 the same over etcd 3.7's.
+	Ratio   float64 `json:"ratio"`
+	Ratio37 float64 `json:"ratio37,omitempty"`
+}
+
+// measure is where system's figures of the row go.
+func (r *Row) measure(system string) *Measure {
+	switch system {
+	case SystemBarge:
+		return &r.Barge
+	case SystemEtcd37:
+		if r.Etcd37 == nil {
+			r.Etcd37 = &Measure{}
+		}
+		return r.Etcd37
+	}
+	return &r.Etcd
+}
+
+// fasterEtcd is the etcd with more ops/s in the row, the yardstick of
+// the goals.
+func (r Row) fasterEtcd() Measure {
+	if r.Etcd37 != nil && r.Etcd37.OpsPerSec > r.Etcd.OpsPerSec {
+		return *r.Etcd37
+	}
+	return r.Etcd
+}
+
+// bestRatio is barge's ops/s over the faster etcd's.
+func (r Row) bestRatio() float64 { return Ratio(r.Barge.OpsPerSec, r.fasterEtcd().OpsPerSec) }
+
+// p99Ratio37 is barge's p99 over etcd 3.7's, 0 without it.
+func (r Row) p99Ratio37() float64 {
+	if r.Etcd37 == nil {
+		return 0
+	}
+	return Ratio(r.Barge.P99Ms, r.Etcd37.P99Ms)
 }
 
 // label names a row in tables.
@@ -59,7 +97,7 @@ func (r Row) note() string {
 	for _, s := range []struct {
 		name string
 		m    Measure
-	}{{SystemBarge, r.Barge}, {SystemEtcd, r.Etcd}} {
+	}{{SystemBarge, r.Barge}, {SystemEtcd, r.Etcd}, {SystemEtcd37, deref(r.Etcd37)}} {
 		var p []string
 		if s.m.Successes+s.m.Conflicts > 0 {
 			p = append(p, fmt.Sprintf("%d ok/%d conflicts", s.m.Successes, s.m.Conflicts))
@@ -78,6 +116,28 @@ func (r Row) note() string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+func deref(m *Measure) Measure {
+	if m == nil {
+		return Measure{}
+	}
+	return *m
+}
+
+// f37 formats an etcd 3.7 figure, a dash when the run had none.
+func f37(m *Measure, v func(Measure) float64, format string) string {
+	if m == nil {
+		return "—"
+	}
+	return fmt.Sprintf(format, v(*m))
+}
+
+func ratioCell(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // failover returns the result of system, if it ran.
@@ -99,8 +159,12 @@ func (r *Report) fsyncLine() string {
 	}
 	for _, row := range r.Rows {
 		if row.Workload == "put" && row.Clients == 1 {
-			return fmt.Sprintf("single-client put p50 is %.1f× the fdatasync floor (barge) and %.1f× (etcd)",
+			l := fmt.Sprintf("single-client put p50 is %.1f× the fdatasync floor (barge), %.1f× (etcd 3.4)",
 				row.Barge.P50Ms/floor, row.Etcd.P50Ms/floor)
+			if row.Etcd37 != nil {
+				l += fmt.Sprintf(" and %.1f× (etcd 3.7)", row.Etcd37.P50Ms/floor)
+			}
+			return l
 		}
 	}
 	return ""
@@ -110,12 +174,15 @@ func (r *Report) fsyncLine() string {
 // size section, failover, and the machine.
 func WriteTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd ops/s\tp50 ms\tp99 ms\tbarge/etcd\tp99 barge/etcd\tCPU µs/op barge\tetcd\t")
+	fmt.Fprintln(tw, "workload\tbarge ops/s\tp50 ms\tp99 ms\tetcd3.4 ops/s\tp50 ms\tp99 ms\tetcd3.7 ops/s\tp50 ms\tp99 ms\tbarge/3.4\tbarge/3.7\tp99 /3.4\tp99 /3.7\tCPU µs/op barge\t3.4\t3.7\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t\n", row.label(),
+		e := row.Etcd37
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%.0f\t%.0f\t%s\t\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio(),
-			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs)
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms,
+			f37(e, func(m Measure) float64 { return m.OpsPerSec }, "%.0f"), f37(e, func(m Measure) float64 { return m.P50Ms }, "%.2f"), f37(e, func(m Measure) float64 { return m.P99Ms }, "%.2f"),
+			row.Ratio, ratioCell(row.Ratio37), row.p99Ratio(), ratioCell(row.p99Ratio37()),
+			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs, f37(e, func(m Measure) float64 { return m.CPUPerOpUs }, "%.0f"))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
@@ -131,9 +198,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	if r.Size != nil {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "%s\tbarge\tetcd\tbarge/etcd\t\n", r.Size.title())
+		fmt.Fprintf(tw, "%s\tbarge\tetcd 3.4\tetcd 3.7\tbarge/3.4\tbarge/3.7\t\n", r.Size.title())
 		for _, l := range r.Size.lines() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", l.metric, l.barge, l.etcd, l.ratio)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", l.metric, l.barge, l.etcd, l.etcd37, l.ratio, l.ratio37)
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write table: %w", err)
@@ -154,8 +221,8 @@ func WriteTable(w io.Writer, r *Report) error {
 		}
 	}
 	m := r.Machine
-	_, err := fmt.Fprintf(w, "\nmachine: %s × %d, kernel %s, disk %s, %s, etcd %s%s\nrows of %s after %s warm-up; run took %s\n",
-		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.EtcdVersion, m.fsync(", "), r.Duration, r.Warmup, r.Elapsed)
+	_, err := fmt.Fprintf(w, "\nmachine: %s × %d, kernel %s, disk %s, %s, etcd %s%s%s\nrows of %s after %s warm-up; run took %s\n",
+		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.EtcdVersion, m.etcd37(" and "), m.fsync(", "), r.Duration, r.Warmup, r.Elapsed)
 	return err
 }
 
@@ -176,14 +243,14 @@ func Markdown(r *Report) string {
 
 <!-- Generated by `+"`make bench`"+` from docs/bench/store.json; do not edit above the hand-written marker near the end. -->
 
-The barge store against etcd %s, side by side in one run on one machine.
+The barge store against etcd %s%s, side by side in one run on one machine.
 Each system is a 3-member cluster on loopback (127.0.0.1) with mutual TLS
 on the client and peer ports, the same certificates (`+"`barge certs init`"+`),
 fsync on, and its own data directory per member. One load generator, written
-on `+"`go.etcd.io/etcd/client/v3`"+`, drives both identically: client goroutines
+on `+"`go.etcd.io/etcd/client/v3`"+`, drives every system identically: client goroutines
 share a few connections, as etcd's `+"`benchmark`"+` tool does. Each row runs
 for %s after a %s warm-up; latencies are per operation, nearest-rank
-percentiles of every sample. Clients and all six servers share the machine,
+percentiles of every sample. Clients and every server share the machine,
 so read the ratios, not the absolute numbers.
 
 - **put**: 256-byte values over 10,000 keys.
@@ -200,9 +267,15 @@ so read the ratios, not the absolute numbers.
   renews the next lease of its share of them, waiting for the answer; ops/s
   counts renewals, and an answer with TTL 0 (lease gone) counts as an error.
 - **lease grant**: grants per second.
-- **barge/etcd** is barge's ops/s over etcd's (above 1 barge is faster);
-  **p99 barge/etcd** is barge's p99 over etcd's (below 1 barge's tail is
-  shorter). The goal is ops/s at least 1.5× etcd's with a p99 no worse.
+- **etcd 3.4** is Debian's etcd-server; **etcd 3.7** is the upstream
+  etcd server's own main (`+"`go.etcd.io/etcd/server/v3/etcdmain`"+`, on
+  `+"`embed`"+`) built from the module version barge pins, as
+  `+"`chaos/bench/etcd37`"+`, with the same flags.
+- **/3.4** and **/3.7** are barge's ops/s over that etcd's (above 1 barge
+  is faster); **vs faster** is over the faster of the two in the row, the
+  yardstick of the goals; **p99 /3.4** and **/3.7** are barge's p99 over
+  that etcd's (below 1 barge's tail is shorter). The goal is ops/s at
+  least 1.5× the faster etcd's with a p99 no worse than either's.
 - **CPU µs/op** is the CPU time the three members of a system used during
   the row (from `+"`/proc/<pid>/stat`"+`) over the operations they served: what
   one operation costs the cluster, the bound of every row where the
@@ -224,16 +297,19 @@ so read the ratios, not the absolute numbers.
 
 Machine: %s × %d CPUs, Linux %s, data on %s; %s%s.
 
-| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd | CPU µs/op barge | CPU µs/op etcd |
-|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
-`, m.EtcdVersion, r.Duration, r.Warmup, watchRate, watchers, grouped(keepAliveLeases), leaseTTL, fsyncRounds,
+| workload | barge ops/s | p50 ms | p99 ms | etcd 3.4 ops/s | p50 ms | p99 ms | etcd 3.7 ops/s | p50 ms | p99 ms | /3.4 | /3.7 | vs faster | p99 /3.4 | p99 /3.7 | CPU µs/op barge | 3.4 | 3.7 |
+|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+`, m.EtcdVersion, m.etcd37(" and "), r.Duration, r.Warmup, watchRate, watchers, grouped(keepAliveLeases), leaseTTL, fsyncRounds,
 		m.CPUModel, m.CPUs, m.Kernel, m.Disk, m.GoVersion, m.fsync("; "))
 	var notes []string
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n", row.label(),
+		e := row.Etcd37
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f | %s | %s | %s | %.2f | %s | %.2f | %.2f | %s | %.0f | %.0f | %s |\n", row.label(),
 			row.Barge.OpsPerSec, row.Barge.P50Ms, row.Barge.P99Ms,
-			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms, row.Ratio, row.p99Ratio(),
-			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs)
+			row.Etcd.OpsPerSec, row.Etcd.P50Ms, row.Etcd.P99Ms,
+			f37(e, func(m Measure) float64 { return m.OpsPerSec }, "%.0f"), f37(e, func(m Measure) float64 { return m.P50Ms }, "%.2f"), f37(e, func(m Measure) float64 { return m.P99Ms }, "%.2f"),
+			row.Ratio, ratioCell(row.Ratio37), row.bestRatio(), row.p99Ratio(), ratioCell(row.p99Ratio37()),
+			row.Barge.CPUPerOpUs, row.Etcd.CPUPerOpUs, f37(e, func(m Measure) float64 { return m.CPUPerOpUs }, "%.0f"))
 		if n := row.note(); n != "" {
 			notes = append(notes, "- "+row.label()+": "+n)
 		}
@@ -254,8 +330,13 @@ Machine: %s × %d CPUs, Linux %s, data on %s; %s%s.
 		}
 		bf, okb := r.failover(SystemBarge)
 		ef, oke := r.failover(SystemEtcd)
+		e7, ok7 := r.failover(SystemEtcd37)
 		if okb && oke {
-			fmt.Fprintf(&b, "\nbarge/etcd failover p50: %.2f (below 1 barge recovers faster). Every sample is in the JSON.\n", Ratio(bf.P50Ms, ef.P50Ms))
+			fmt.Fprintf(&b, "\nbarge/etcd 3.4 failover p50: %.2f", Ratio(bf.P50Ms, ef.P50Ms))
+			if ok7 {
+				fmt.Fprintf(&b, "; barge/etcd 3.7: %.2f", Ratio(bf.P50Ms, e7.P50Ms))
+			}
+			b.WriteString(" (below 1 barge recovers faster). Every sample is in the JSON.\n")
 		}
 	}
 	fmt.Fprintf(&b, "\nRun %s, took %s. To reproduce:\n\n```sh\nmake bench   # %s, then this file from the JSON\n```\n",
@@ -283,19 +364,27 @@ After the rows, %s keys of %d random bytes are loaded into each system,
   its data dir, timed from the process start until a linearizable get
   through that member alone succeeds.
 
-barge/etcd is barge's figure over etcd's: below 1 is better for barge on
-every line but keys/s. The keys stay: the failover series below runs on
-the loaded stores.
+/3.4 and /3.7 are barge's figure over that etcd's: below 1 is better for
+barge on every line but keys/s. The keys stay: the failover series below
+runs on the loaded stores.
 
-| %s | barge | etcd | barge/etcd |
-|---|--:|--:|--:|
+| %s | barge | etcd 3.4 | etcd 3.7 | /3.4 | /3.7 |
+|---|--:|--:|--:|--:|--:|
 `, grouped(s.Keys), s.ValueBytes, s.PutsPerTxn, loadWorkers, settleTime, s.title())
 	for _, l := range s.lines() {
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", l.metric, l.barge, l.etcd, l.ratio)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", l.metric, l.barge, l.etcd, l.etcd37, l.ratio, l.ratio37)
 	}
 	if errs := s.errors(); len(errs) > 0 {
 		b.WriteString("\n- " + strings.Join(errs, "\n- ") + "\n")
 	}
+}
+
+// etcd37 names etcd 3.7's version after sep, "" when the run had none.
+func (m Machine) etcd37(sep string) string {
+	if m.Etcd37Version == "" {
+		return ""
+	}
+	return sep + m.Etcd37Version
 }
 
 // fsync describes the fdatasync floor after sep, or is "" when it was not
@@ -308,7 +397,7 @@ func (m Machine) fsync(sep string) string {
 }
 
 // metricLine is one line of the size table.
-type metricLine struct{ metric, barge, etcd, ratio string }
+type metricLine struct{ metric, barge, etcd, etcd37, ratio, ratio37 string }
 
 func (s *SizeReport) title() string {
 	return fmt.Sprintf("%s keys of %d B", grouped(s.Keys), s.ValueBytes)
@@ -318,15 +407,22 @@ func (s *SizeReport) title() string {
 // reach is a dash, and so is its ratio.
 func (s *SizeReport) lines() []metricLine {
 	b, e := s.Barge, s.Etcd
-	line := func(metric string, f func(SizeMeasure) float64, format string) metricLine {
-		l := metricLine{metric: metric, barge: figure(f(b), format), etcd: figure(f(e), format), ratio: "—"}
-		if x, y := f(b), f(e); x > 0 && y > 0 {
-			l.ratio = fmt.Sprintf("%.2f", x/y)
+	var e7 SizeMeasure
+	if s.Etcd37 != nil {
+		e7 = *s.Etcd37
+	}
+	ratio := func(x, y float64) string {
+		if x > 0 && y > 0 {
+			return fmt.Sprintf("%.2f", x/y)
 		}
-		return l
+		return "—"
+	}
+	line := func(metric string, f func(SizeMeasure) float64, format string) metricLine {
+		return metricLine{metric: metric, barge: figure(f(b), format), etcd: figure(f(e), format), etcd37: figure(f(e7), format),
+			ratio: ratio(f(b), f(e)), ratio37: ratio(f(b), f(e7))}
 	}
 	perMember := func(metric string, f func(MemberSize) int64) metricLine {
-		return metricLine{metric: metric, barge: members(b.Members, f), etcd: members(e.Members, f)}
+		return metricLine{metric: metric, barge: members(b.Members, f), etcd: members(e.Members, f), etcd37: members(e7.Members, f)}
 	}
 	return []metricLine{
 		line("load, s", func(m SizeMeasure) float64 { return m.LoadMs / 1000 }, "%.2f"),
@@ -347,7 +443,12 @@ func (s *SizeReport) errors() []string {
 	for _, m := range []struct {
 		system string
 		err    string
-	}{{SystemBarge, s.Barge.Error}, {SystemEtcd, s.Etcd.Error}} {
+	}{{SystemBarge, s.Barge.Error}, {SystemEtcd, s.Etcd.Error}, {SystemEtcd37, func() string {
+		if s.Etcd37 == nil {
+			return ""
+		}
+		return s.Etcd37.Error
+	}()}} {
 		if m.err != "" {
 			out = append(out, m.system+" size section failed: "+m.err)
 		}

@@ -65,10 +65,10 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"barge ops/s", "barge/etcd", "p99 barge/etcd",
+		"barge ops/s", "barge/3.4", "barge/3.7", "p99 /3.4",
 		"put, 16 clients", "2000", "7.50", "20.13", "1000", "15.00", "40.00", "2.00", "0.50",
 		"lease keepalive 10000 leases, 16 clients",
-		"single-client put p50 is 4.0× the fdatasync floor (barge) and 3.0× (etcd)",
+		"single-client put p50 is 4.0× the fdatasync floor (barge), 3.0× (etcd 3.4)",
 		"100,000 keys of 256 B", "follower restart → linearizable get, ms", "200.0 / 210.0 / 190.0",
 		"1100.00", "1000 1100 1200",
 		"AMD EPYC × 2", "fdatasync floor (4 KiB write + fdatasync) p50 0.50 ms, p99 1.25 ms", "run took 2m10s",
@@ -83,23 +83,23 @@ func TestMarkdown(t *testing.T) {
 	md := Markdown(sampleReport())
 	for _, want := range []string{
 		"# Benchmarks\n",
-		"| workload | barge ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | barge/etcd | p99 barge/etcd | CPU µs/op barge | CPU µs/op etcd |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-		"| put, 16 clients | 2000 | 7.50 | 20.13 | 1000 | 15.00 | 40.00 | 2.00 | 0.50 | 152 | 300 |\n",
-		"| lease keepalive 10000 leases, 16 clients | 9000 | 1.00 | 3.00 | 6000 | 2.00 | 6.00 | 1.50 | 0.50 | 0 | 0 |\n",
+		"| workload | barge ops/s | p50 ms | p99 ms | etcd 3.4 ops/s | p50 ms | p99 ms | etcd 3.7 ops/s | p50 ms | p99 ms | /3.4 | /3.7 | vs faster | p99 /3.4 | p99 /3.7 | CPU µs/op barge | 3.4 | 3.7 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+		"| put, 16 clients | 2000 | 7.50 | 20.13 | 1000 | 15.00 | 40.00 | — | — | — | 2.00 | — | 2.00 | 0.50 | — | 152 | 300 | — |\n",
+		"| lease keepalive 10000 leases, 16 clients | 9000 | 1.00 | 3.00 | 6000 | 2.00 | 6.00 | — | — | — | 1.50 | — | 1.50 | 0.50 | — | 0 | 0 | — |\n",
 		"- txn cas 8 hot keys, 16 clients: barge: 10 ok/5 conflicts, 1 errors",
-		"- single-client put p50 is 4.0× the fdatasync floor (barge) and 3.0× (etcd).\n",
+		"- single-client put p50 is 4.0× the fdatasync floor (barge), 3.0× (etcd 3.4).\n",
 		"- **lease keepalive**: 10,000 leases (TTL 3600 s)",
-		"**p99 barge/etcd** is barge's p99 over etcd's",
+		"**p99 /3.4** and **/3.7** are barge's p99 over",
 		"- **fdatasync floor**:",
 		"data on /dev/vda (ext4, 252G, mounted on /); go1.26; fdatasync floor (4 KiB write + fdatasync) p50 0.50 ms, p99 1.25 ms.\n",
 		"After the rows, 100,000 keys of 256 random bytes are loaded into each system,\n100 puts per txn",
 		"- **restart**:",
-		"| 100,000 keys of 256 B | barge | etcd | barge/etcd |\n|---|--:|--:|--:|\n| load, s | 2.50 | 5.00 | 0.50 |\n| load, keys/s | 40000 | 20000 | 2.00 |\n",
-		"| resident memory, 3 members, MiB | 600.0 | 660.0 | 0.91 |\n| resident memory per member, MiB | 200.0 / 210.0 / 190.0 | 220.0 / 220.0 / 220.0 |  |\n",
-		"| on disk, 3 members, MiB | 240.0 | 510.0 | 0.47 |\n",
-		"| snapshot of a follower, ms | 400 | 500 | 0.80 |\n| snapshot size, MiB | 40.0 | 50.0 | 0.80 |\n| follower restart → linearizable get, ms | 2000 | 800 | 2.50 |\n",
+		"| 100,000 keys of 256 B | barge | etcd 3.4 | etcd 3.7 | /3.4 | /3.7 |\n|---|--:|--:|--:|--:|--:|\n| load, s | 2.50 | 5.00 | — | 0.50 | — |\n| load, keys/s | 40000 | 20000 | — | 2.00 | — |\n",
+		"| resident memory, 3 members, MiB | 600.0 | 660.0 | — | 0.91 | — |\n| resident memory per member, MiB | 200.0 / 210.0 / 190.0 | 220.0 / 220.0 / 220.0 | — |  |  |\n",
+		"| on disk, 3 members, MiB | 240.0 | 510.0 | — | 0.47 | — |\n",
+		"| snapshot of a follower, ms | 400 | 500 | — | 0.80 | — |\n| snapshot size, MiB | 40.0 | 50.0 | — | 0.80 | — |\n| follower restart → linearizable get, ms | 2000 | 800 | — | 2.50 | — |\n",
 		"| barge | 3 | 1100.00 | 1200.00 | 0 |",
-		"barge/etcd failover p50: 0.50",
+		"barge/etcd 3.4 failover p50: 0.50",
 		"AMD EPYC × 2 CPUs, Linux 6.1.0",
 		"make bench   # barge bench store --quick",
 		"Run 2026-01-02, took 2m10s",
@@ -164,11 +164,11 @@ func TestMarkdownOptionalSections(t *testing.T) {
 		want, notWant []string
 	}{
 		{"old report", old,
-			[]string{"| put, 1 client | 400 | 2.00 | 4.00 | 500 | 1.50 | 5.00 | 0.80 | 0.80 |", "go1.26.\n"},
+			[]string{"| put, 1 client | 400 | 2.00 | 4.00 | 500 | 1.50 | 5.00 | — | — | — | 0.80 | — | 0.80 | 0.80 | — |", "go1.26.\n"},
 			[]string{"fdatasync floor (", "single-client put p50", "random bytes are loaded", "| load, s |"}},
 		{"failed size section", failed,
-			[]string{"| load, s | 2.50 | 5.00 | 0.50 |", "| resident memory, 3 members, MiB | — | 660.0 | — |",
-				"| resident memory per member, MiB | — | 220.0 / 220.0 / 220.0 |  |", "| follower restart → linearizable get, ms | — | 800 | — |",
+			[]string{"| load, s | 2.50 | 5.00 | — | 0.50 | — |", "| resident memory, 3 members, MiB | — | 660.0 | — | — | — |",
+				"| resident memory per member, MiB | — | 220.0 / 220.0 / 220.0 | — |  |  |", "| follower restart → linearizable get, ms | — | 800 | — | — | — |",
 				"- barge size section failed: barge2 exited after its restart; see barge2.log\n"},
 			[]string{"etcd size section failed"}},
 	} {
@@ -198,7 +198,7 @@ func TestFsyncLine(t *testing.T) {
 		r    *Report
 		want string
 	}{
-		{"put p50 over the floor", sampleReport(), "single-client put p50 is 4.0× the fdatasync floor (barge) and 3.0× (etcd)"},
+		{"put p50 over the floor", sampleReport(), "single-client put p50 is 4.0× the fdatasync floor (barge), 3.0× (etcd 3.4)"},
 		{"no single-client put row", noPut, ""},
 		{"floor not measured", noFloor, ""},
 	} {
@@ -305,5 +305,38 @@ func TestHealthChecks(t *testing.T) {
 				t.Fatalf("caughtUp = %v, want error %v", err, tc.lagErr)
 			}
 		})
+	}
+}
+
+// With etcd 3.7 in the run, every row and line carries it, its ratio, and
+// the goals' yardstick is the faster etcd of each row.
+func TestReportWithEtcd37(t *testing.T) {
+	r := sampleReport()
+	r.Machine.Etcd37Version = "3.7.3"
+	r.Rows[0].Etcd37 = &Measure{OpsPerSec: 800, P50Ms: 1, P99Ms: 2, CPUPerOpUs: 90}
+	r.Rows[0].Ratio37 = 0.5
+	e7 := r.Size.Etcd
+	e7.LoadMs = 4000
+	r.Size.Etcd37 = &e7
+	r.Failover = append(r.Failover, FailoverResult{System: SystemEtcd37, Kills: 3, P50Ms: 1100, MaxMs: 1300})
+	md := Markdown(r)
+	for _, want := range []string{
+		"against etcd 3.4.23 and 3.7.3",
+		"| put, 1 client | 400 | 2.00 | 4.00 | 500 | 1.50 | 5.00 | 800 | 1.00 | 2.00 | 0.80 | 0.50 | 0.50 | 0.80 | 2.00 | 0 | 0 | 90 |\n",
+		"single-client put p50 is 4.0× the fdatasync floor (barge), 3.0× (etcd 3.4) and 2.0× (etcd 3.7)",
+		"| load, s | 2.50 | 5.00 | 4.00 | 0.50 | 0.62 |\n",
+		"barge/etcd 3.4 failover p50: 0.50; barge/etcd 3.7: 1.00",
+		"| etcd37 | 3 | 1100.00 | 1300.00 | 0 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "etcd 3.4.23 and 3.7.3") || !strings.Contains(out, "800") {
+		t.Errorf("table lacks etcd 3.7:\n%s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -26,10 +27,13 @@ type Config struct {
 	// BargeFlags are added to every barge server's command line.
 	BargeFlags []string
 	EtcdBin    string
-	OutDir     string // certificates and every member's data dir and log
-	Window     Window
-	Kills      int // leader kills per system
-	SizeKeys   int // keys of the size section; 0 skips it
+	// Etcd37Bin, when set, runs etcd 3.7 (chaos/bench/etcd37) as a third
+	// system beside Debian's etcd 3.4.
+	Etcd37Bin string
+	OutDir    string // certificates and every member's data dir and log
+	Window    Window
+	Kills     int // leader kills per system
+	SizeKeys  int // keys of the size section; 0 skips it
 	// Rows, when set, runs only the rows whose label it matches.
 	Rows    *regexp.Regexp
 	Command string // as typed, recorded in the report
@@ -65,9 +69,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Described before the clusters start, so that the fdatasync floor is
 	// the disk's alone.
 	rep := &Report{Command: cfg.Command, Started: begin, Warmup: cfg.Window.Warmup.String(), Duration: cfg.Window.Duration.String(),
-		Machine: DescribeMachine(ctx, cfg.OutDir, cfg.EtcdBin)}
+		Machine: DescribeMachine(ctx, cfg.OutDir, cfg.EtcdBin, cfg.Etcd37Bin)}
 	log.Info("machine", "fdatasyncP50Ms", rep.Machine.FdatasyncP50Ms, "fdatasyncP99Ms", rep.Machine.FdatasyncP99Ms)
-	etcd, err := NewEtcdCluster(cfg.EtcdBin, cfg.OutDir, certs, log)
+	etcd, err := NewEtcdCluster(SystemEtcd, cfg.EtcdBin, cfg.OutDir, certs, log)
 	if err != nil {
 		return nil, err
 	}
@@ -75,9 +79,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Barge first in every pair, etcd second; the order alternates per row
-	// so that a drift of the machine during the run favours neither.
+	// The order rotates per row so that a drift of the machine during the
+	// run favours no system.
 	systems := []*system{{c: barge}, {c: etcd}}
+	if cfg.Etcd37Bin != "" {
+		etcd37, err := NewEtcdCluster(SystemEtcd37, cfg.Etcd37Bin, cfg.OutDir, certs, log)
+		if err != nil {
+			return nil, err
+		}
+		systems = append(systems, &system{c: etcd37})
+	}
 	for _, s := range systems {
 		defer s.close()
 		if err := s.c.Start(); err != nil {
@@ -103,10 +114,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Rows != nil && !cfg.Rows.MatchString(Row{Workload: w.Name, Clients: w.Clients}.label()) {
 			continue
 		}
-		order := systems
-		if i%2 == 1 {
-			order = []*system{systems[1], systems[0]}
-		}
+		order := append(slices.Clone(systems[i%len(systems):]), systems[:i%len(systems)]...)
 		row, err := runRow(ctx, w, order, cfg.Window, log)
 		if err != nil {
 			return nil, err
@@ -174,13 +182,12 @@ func runRow(ctx context.Context, w Workload, order []*system, win Window, log *s
 		}
 		m.Elections = after - before
 		log.Info("workload", "row", row.label(), "system", s.c.System, "opsPerSec", int(m.OpsPerSec), "p50Ms", m.P50Ms, "p99Ms", m.P99Ms, "cpuPerOpUs", int(m.CPUPerOpUs), "errors", m.Errors, "elections", m.Elections)
-		if s.c.System == SystemBarge {
-			row.Barge = m
-		} else {
-			row.Etcd = m
-		}
+		*row.measure(s.c.System) = m
 	}
 	row.Ratio = Ratio(row.Barge.OpsPerSec, row.Etcd.OpsPerSec)
+	if row.Etcd37 != nil {
+		row.Ratio37 = Ratio(row.Barge.OpsPerSec, row.Etcd37.OpsPerSec)
+	}
 	return row, nil
 }
 
@@ -196,10 +203,13 @@ func runSize(ctx context.Context, systems []*system, keys int) (*SizeReport, err
 			m.Error = err.Error()
 			errs = append(errs, fmt.Errorf("%s size: %w", s.c.System, err))
 		}
-		if s.c.System == SystemBarge {
+		switch s.c.System {
+		case SystemBarge:
 			rep.Barge = m
-		} else {
+		case SystemEtcd:
 			rep.Etcd = m
+		default:
+			rep.Etcd37 = &m
 		}
 		if ctx.Err() != nil {
 			break

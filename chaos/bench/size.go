@@ -37,6 +37,8 @@ type SizeReport struct {
 	PutsPerTxn int         `json:"putsPerTxn"`
 	Barge      SizeMeasure `json:"barge"`
 	Etcd       SizeMeasure `json:"etcd"`
+	// Etcd37 is etcd 3.7, when the run had it.
+	Etcd37 *SizeMeasure `json:"etcd37,omitempty"`
 }
 
 // SizeMeasure is the size section against one system.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,13 +26,14 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure the store side by side with etcd",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd())
+	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchTortureCmd(), newBenchStarveCmd(), newBenchHogCmd())
 	return cmd
 }
 
 func newBenchStoreCmd() *cobra.Command {
 	var (
 		jsonPath, outDir, bargeBin, etcdBin string
+		etcd37Bin                           string
 		bargeFlags                          []string
 		quick                               bool
 		duration                            time.Duration
@@ -40,9 +42,9 @@ func newBenchStoreCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "store",
-		Short: "Run the same workloads against a 3-peer barge and a 3-member etcd cluster on loopback",
-		Long: `Start a 3-member etcd cluster and a 3-peer barge cluster on 127.0.0.1, with
-the same certificates, drive both with one etcd v3 client load generator
+		Short: "Run the same workloads against a 3-peer barge and 3-member etcd clusters on loopback",
+		Long: `Start a 3-member etcd cluster (and, with --etcd37, an etcd 3.7 one) and a
+3-peer barge cluster on 127.0.0.1, with the same certificates, drive both with one etcd v3 client load generator
 (put, range, compare-and-swap, watch, lease), load --size-keys keys into
 each to weigh memory, disk, snapshot and restart, and kill their leaders
 to time failover. Prints a table; --json keeps everything, raw samples
@@ -98,7 +100,7 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 				rowsRE = re
 			}
 			rep, err := bench.Run(ctx, bench.Config{
-				BargeBin: bargeBin, BargeFlags: bargeFlags, EtcdBin: etcdBin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys, Rows: rowsRE,
+				BargeBin: bargeBin, BargeFlags: bargeFlags, EtcdBin: etcdBin, Etcd37Bin: etcd37Bin, OutDir: outDir, Window: win, Kills: kills, SizeKeys: sizeKeys, Rows: rowsRE,
 				Command: "barge bench " + strings.Join(os.Args[2:], " "),
 				Log:     slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -127,7 +129,8 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 	f.StringVar(&outDir, "out-dir", "", "`DIR` for certificates, data dirs and member logs (default a temporary dir, removed at the end)")
 	f.StringVar(&bargeBin, "barge", "", "barge binary to run as the store (default this binary)")
 	f.StringVar(&etcdBin, "etcd", "etcd", "etcd binary (3.4 flags)")
-	f.StringArrayVar(&bargeFlags, "barge-flag", nil, "extra `FLAG` for every barge server, repeatable, e.g. --barge-flag=--log-store=wal")
+	f.StringVar(&etcd37Bin, "etcd37", "", "etcd 3.7 binary to run as a third system (make bench builds chaos/bench/etcd37 into bin/etcd37); none when empty")
+	f.StringArrayVar(&bargeFlags, "barge-flag", nil, "extra `FLAG` for every barge server, repeatable, e.g. --barge-flag=--log-store=bolt")
 	return cmd
 }
 
@@ -160,5 +163,152 @@ func newBenchReportCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&jsonPath, "json", "docs/bench/store.json", "report to read")
 	cmd.Flags().StringVar(&mdPath, "markdown", "", "markdown file to write (default stdout)")
+	return cmd
+}
+
+func newBenchTortureCmd() *cobra.Command {
+	var (
+		kills, writers int
+		seed           uint64
+		outDir         string
+		jsonPath       string
+	)
+	cmd := &cobra.Command{
+		Use:   "torture",
+		Short: "Kill -9 members of a 3-peer barge cluster under write load, then check every acknowledged write",
+		Long: `Start a 3-peer barge cluster on 127.0.0.1 whose Raft logs (etcd's WAL)
+cut a segment every few dozen writes and snapshot and compact every few
+hundred, write to it from --writers clients, and SIGKILL one member --kills
+times: at random instants and as a segment is cut, a snapshot written or
+a log compacted. Each killed member restarts at once. At the end every
+acknowledged write is read back and every member's HashKV compared.
+Exits non-zero on any loss or disagreement.`,
+		Example: `  barge bench torture --kills 300`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the barge binary: %w", err)
+			}
+			if outDir == "" {
+				dir, err := os.MkdirTemp("", "barge-torture")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				outDir = dir
+			}
+			if !cmd.Flags().Changed("seed") {
+				seed = uint64(time.Now().UnixNano())
+			}
+			grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			log.Info("torture", "kills", kills, "seed", seed, "dir", outDir)
+			rep, err := bench.Torture(ctx, bench.TortureConfig{BargeBin: exe, Dir: outDir, Kills: kills, Seed: seed, Writers: writers, Log: log})
+			if rep != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "kills %d %v (targeted kills whose moment did not come: %d)\nacknowledged writes %d, all read back: %v; failed or timed-out writes %d\nHashKV agreed: %08x at revision %d %s\ntorn tails repaired %d; %s\n",
+					rep.Kills, rep.ByMoment, rep.Missed, rep.Acked, len(rep.Lost) == 0, rep.Unknown, rep.Hash, rep.Revision, rep.HashError, rep.Repaired, rep.Elapsed)
+				if jsonPath != "" {
+					b, jerr := json.MarshalIndent(rep, "", "  ")
+					if jerr == nil {
+						jerr = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+					}
+					err = errors.Join(err, jerr)
+				}
+				if rep.HashError != "" {
+					err = errors.Join(err, errors.New(rep.HashError))
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&kills, "kills", 300, "SIGKILLs to deliver")
+	f.IntVar(&writers, "writers", 8, "concurrent writers")
+	f.Uint64Var(&seed, "seed", 0, "random seed (default: the time)")
+	f.StringVar(&outDir, "out-dir", "", "`DIR` for certificates, data dirs and member logs (default a temporary dir, removed at the end)")
+	f.StringVar(&jsonPath, "json", "", "write the report to `FILE`")
+	return cmd
+}
+
+func newBenchStarveCmd() *cobra.Command {
+	var (
+		cfg      bench.StarveConfig
+		jsonPath string
+	)
+	cmd := &cobra.Command{
+		Use:   "starve",
+		Short: "Count the elections a CPU hog provokes in a 3-peer barge cluster under write load, then time leader kills under it",
+		Long: `Start a 3-peer barge cluster on 127.0.0.1 and a separate process of --hog
+busy-looping goroutines (niced by --hog-nice), put from --clients writers
+for --duration while counting Raft elections (term rises), then kill the
+leader --kills times under the same hog and time each recovery to the
+first acknowledged write.`,
+		Example: `  barge bench starve --hog 4 --duration 60s --kills 20
+  barge bench starve --hog 4 --barge-flag=--heartbeat-timeout=300ms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the barge binary: %w", err)
+			}
+			cfg.BargeBin = exe
+			if cfg.Dir == "" {
+				dir, err := os.MkdirTemp("", "barge-starve")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				cfg.Dir = dir
+			}
+			grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			rep, err := bench.Starve(ctx, cfg)
+			if rep != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "hog %d goroutines (nice %d, %.1f CPU-s), %s of puts from %d clients: %d puts, %d errors %v, %d elections, p99 %.1f ms, max %.1f ms\nleader kills: %d, p50 %.0f ms, max %.0f ms, no ack %d; samples %v\n",
+					rep.Hog, rep.HogNice, rep.HogCPUSecs, rep.Duration, cfg.Clients, rep.Puts, rep.PutErrors, rep.ErrorKinds, rep.Elections, rep.P99Ms, rep.MaxMs,
+					rep.Failover.Kills, rep.Failover.P50Ms, rep.Failover.MaxMs, rep.Failover.Failed, rep.Failover.SamplesMs)
+				if jsonPath != "" {
+					b, jerr := json.MarshalIndent(rep, "", "  ")
+					if jerr == nil {
+						jerr = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+					}
+					err = errors.Join(err, jerr)
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Hog, "hog", 4, "busy-looping goroutines in the hog process (0: none)")
+	f.IntVar(&cfg.HogNice, "hog-nice", 0, "nice value of the hog process")
+	f.DurationVar(&cfg.Duration, "duration", 60*time.Second, "how long to write under the hog")
+	f.IntVar(&cfg.Clients, "clients", 16, "concurrent writers")
+	f.IntVar(&cfg.Kills, "kills", 20, "leader kills under the hog after the load (0: none)")
+	f.StringArrayVar(&cfg.BargeFlags, "barge-flag", nil, "extra `FLAG` for every barge server, repeatable")
+	f.StringVar(&jsonPath, "json", "", "write the report to `FILE`")
+	f.StringVar(&cfg.Dir, "out-dir", "", "`DIR` for certificates, data dirs and member logs, kept (default a temporary dir, removed)")
+	return cmd
+}
+
+func newBenchHogCmd() *cobra.Command {
+	var n int
+	cmd := &cobra.Command{
+		Use:    "cpu-hog",
+		Short:  "Busy-loop on N goroutines until killed (the hog of barge bench starve)",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			bench.Hog(ctx, n)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&n, "goroutines", 4, "busy-looping goroutines")
 	return cmd
 }

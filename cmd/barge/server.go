@@ -17,6 +17,7 @@ import (
 	"github.com/barge-dev/barge/control/leader"
 	"github.com/barge-dev/barge/control/plane"
 	"github.com/barge-dev/barge/raftstore"
+	"github.com/barge-dev/barge/raftstore/raftlog"
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 )
@@ -36,6 +37,8 @@ func newServerCmd() *cobra.Command {
 		etcdServers    []string
 		advertiseAPI   string
 		apiArgs        []string
+		migrateTo      string
+		segmentBytes   int64
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -50,13 +53,19 @@ the controllers while it is the Raft leader.
 On first start, give --initial-cluster (the same list on every peer) to
 bootstrap a new cluster, or --join with a client URL of a running cluster
 to add this peer to it. Later starts reuse --data-dir and ignore both.
-SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
+SIGTERM or SIGINT stop the peer; a leader hands leadership over first.
+
+With --migrate-log-store=STORE the command serves nothing: it moves the
+Raft log of the stopped member in --data-dir into STORE (etcd-wal or
+bolt) and exits. Run it again if it was interrupted.`,
 		Example: `  barge server --name s1 --data-dir /var/lib/barge/s1 --certs /etc/barge \
     --peer-addr 10.0.0.1:2380 --client-addr 10.0.0.1:2379 --api-addr 10.0.0.1:6443 \
     --initial-cluster s1=10.0.0.1:2380,s2=10.0.0.2:2380,s3=10.0.0.3:2380
 
   barge server --name s4 --data-dir /var/lib/barge/s4 --certs /etc/barge \
-    --peer-addr 10.0.0.4:2380 --client-addr 10.0.0.4:2379 --join https://10.0.0.1:2379`,
+    --peer-addr 10.0.0.4:2380 --client-addr 10.0.0.4:2379 --join https://10.0.0.1:2379
+
+  barge server --data-dir /var/lib/barge/s1 --migrate-log-store=etcd-wal`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, logFormat)
@@ -64,6 +73,18 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 				return err
 			}
 			cfg.Logger = logger
+			if migrateTo != "" {
+				if cfg.DataDir == "" {
+					return errors.New("--migrate-log-store needs --data-dir")
+				}
+				to, err := raftstore.ParseLogStoreKind(migrateTo)
+				if err != nil {
+					return fmt.Errorf("--migrate-log-store: %w", err)
+				}
+				return raftstore.MigrateLogStore(cfg.DataDir, to, logger)
+			}
+			// etcd's WAL sizes segments per process; only tests change it.
+			raftlog.SetSegmentBytes(segmentBytes)
 			if initialCluster != "" {
 				if cfg.InitialCluster, err = raftstore.ParseInitialCluster(initialCluster); err != nil {
 					return fmt.Errorf("--initial-cluster: %w", err)
@@ -146,6 +167,7 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 	f.StringVar(&advertiseAPI, "advertise-api-addr", "", "IP published for this API server in default/kubernetes (default: the --api-addr IP)")
 	f.StringSliceVar(&etcdServers, "etcd-servers", nil, "run the API server on an existing etcd cluster (https://IP:PORT,...) instead of a barge store peer; the certificates folder's server certificate authenticates to it")
 	f.StringArrayVar(&apiArgs, "kube-apiserver-arg", nil, "extra kube-apiserver flag (--name=value), repeatable; applied after barge's own")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "IP:PORT to serve the store's Prometheus metrics at https://IP:PORT/metrics (TLS and client certificates as on --client-addr; off when empty)")
 	f.StringVar(&tokenFile, "token-auth-file", "", "static bearer tokens for the Kubernetes API, CSV: token,user,uid,\"group1,group2\"")
 	f.StringVar(&cfg.AdvertisePeerAddr, "advertise-peer-addr", "", "peer address other peers dial (default --peer-addr)")
 	f.StringVar(&cfg.AdvertiseClientAddr, "advertise-client-addr", "", "client address published to clients (default --client-addr)")
@@ -154,9 +176,15 @@ SIGTERM or SIGINT stop the peer; a leader hands leadership over first.`,
 	f.BoolVar(&cfg.JoinAsLearner, "learner", false, "with --join: join as a non-voting learner")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", raftstore.DefaultHeartbeatTimeout, "Raft heartbeat timeout: a follower that hears nothing from the leader for 1-2x this starts an election")
 	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", raftstore.DefaultElectionTimeout, "Raft election timeout")
+	f.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", raftstore.DefaultLeaderLeaseTimeout, "a leader that hears from no quorum for this long steps down (at most --heartbeat-timeout)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 16384, "log entries between Raft snapshots")
+	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot, for followers that lag a little")
+	_ = f.MarkHidden("trailing-logs")
 	f.Int64Var(&cfg.SnapshotLogBytes, "snapshot-log-bytes", 64<<20, "also snapshot once the log applied since the last snapshot reaches this many bytes, bounding replay after a restart")
-	f.StringVar(&logStore, "log-store", "", "where a new data dir keeps the Raft log: bolt (raft-boltdb, two fdatasyncs per commit) or wal (experimental: hashicorp/raft-wal segment files, one fsync per append); empty keeps the data dir's, bolt for a new one")
+	f.StringVar(&logStore, "log-store", "", "where a new data dir keeps the Raft log: etcd-wal (etcd's write-ahead log, one fdatasync per append; the default) or bolt (raft-boltdb, two fdatasyncs per commit); empty keeps the data dir's. Data dirs made with the retired wal (hashicorp/raft-wal) still open")
+	f.StringVar(&migrateTo, "migrate-log-store", "", "move the stopped member's Raft log in --data-dir to `STORE` (etcd-wal or bolt), then exit")
+	f.Int64Var(&segmentBytes, "wal-segment-bytes", 0, "size of etcd-wal segment files (default 64 MB); small ones make crash tests cut and purge segments often")
+	_ = f.MarkHidden("wal-segment-bytes")
 	f.StringVar(&compaction, "auto-compaction-mode", "periodic", "automatic history compaction: periodic, revision or off")
 	f.StringVar(&retention, "auto-compaction-retention", "5m", "periodic: how long to keep history (e.g. 1h); revision: how many revisions")
 	f.Int64Var(&cfg.MinLeaseTTL, "min-lease-ttl", 2, "shortest lease TTL in seconds; shorter grants are raised to it")

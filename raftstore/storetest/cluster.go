@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/barge-dev/barge/raftstore/pki"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -288,4 +290,35 @@ func (c *Cluster) Join(learner bool) int {
 	m.Server = s
 	c.Members = append(c.Members, m)
 	return len(c.Members) - 1
+}
+
+// Retry runs an idempotent write as a client would through an election:
+// when it fails because leadership moved or is being decided, it waits
+// for a ready leader and tries again, up to 10 times. Every other error,
+// or the 10th retryable one, fails the test. The retries are logged.
+func (c *Cluster) Retry(op func() error) {
+	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return
+		}
+		if !Retryable(err) || attempt == 10 {
+			c.t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		c.t.Logf("attempt %d: %v; retrying once a leader is ready", attempt, err)
+		c.WaitLeader()
+	}
+}
+
+// Retryable reports whether err says only that no leader could take the
+// request just then (an election under way or just finished): what the
+// etcd client leaves to its caller to retry.
+func Retryable(err error) bool {
+	for _, e := range []error{rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

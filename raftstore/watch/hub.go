@@ -29,6 +29,28 @@ type Response struct {
 	Canceled        bool
 	CancelReason    string
 	Progress        bool
+
+	// from is the first revision whose events the response carries, and
+	// size their key and value bytes: a response held for a full stream
+	// takes the revisions after it too, up to mergeBytes.
+	from, size int64
+}
+
+// Held and caught-up responses carry many revisions each, up to these
+// bounds, as etcd's catch-up does: a watcher behind by N revisions costs
+// its stream one message, not N, which is what lets a stream that fell
+// behind under load catch up instead of falling further behind.
+const (
+	mergeEvents = 1000
+	mergeBytes  = 1 << 20
+)
+
+func eventBytes(evs []*mvccpb.Event) int64 {
+	var n int64
+	for _, ev := range evs {
+		n += int64(len(ev.Kv.Key) + len(ev.Kv.Value))
+	}
+	return n
 }
 
 // Filter selects events a watcher does not want.
@@ -59,6 +81,11 @@ type Watcher struct {
 	spec    Spec
 	stream  *Stream
 	nextRev int64
+	// pending holds, in order, responses built for revisions before
+	// nextRev that found the stream full (the watcher is a "victim", as
+	// etcd calls it). They are retried as the stream drains; only a
+	// watcher too far behind goes back to reading history.
+	pending []Response
 	// sentSinceTick suppresses a progress notification after real events.
 	sentSinceTick bool
 }
@@ -76,7 +103,16 @@ type Config struct {
 	SyncInterval time.Duration
 	// CatchUpBatch caps events read from history in one step.
 	CatchUpBatch int
-	Logger       *slog.Logger
+	// MaxPending is how many responses a watcher whose stream is full may
+	// hold before it falls back to catch-up from history.
+	MaxPending int
+	// RetryInterval is how often responses held for full streams are
+	// sent again.
+	RetryInterval time.Duration
+	// OnSlow, when set, is called each time a watcher's stream is found
+	// full and the watcher falls back to catch-up from history.
+	OnSlow func()
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +128,12 @@ func (c *Config) setDefaults() {
 	if c.CatchUpBatch <= 0 {
 		c.CatchUpBatch = 1000
 	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 256
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 5 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -106,6 +148,7 @@ type Hub struct {
 	rev      int64 // last revision passed to Notify
 	synced   map[*Watcher]struct{}
 	unsynced map[*Watcher]struct{}
+	victims  int // synced watchers with pending responses
 	kick     chan struct{}
 }
 
@@ -164,7 +207,7 @@ func (s *Stream) Cancel(id int64) bool {
 	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
 		for w := range set {
 			if w.stream == s && w.spec.ID == id {
-				delete(set, w)
+				h.drop(set, w)
 				found = true
 			}
 		}
@@ -185,6 +228,11 @@ func (s *Stream) RequestProgress() bool {
 			return false
 		}
 	}
+	for w := range h.synced {
+		if w.stream == s && len(w.pending) > 0 {
+			return false
+		}
+	}
 	select {
 	case s.out <- Response{WatchID: -1, Revision: h.rev, Progress: true}:
 		return true
@@ -199,10 +247,19 @@ func (h *Hub) removeStream(s *Stream) {
 	for _, set := range []map[*Watcher]struct{}{h.synced, h.unsynced} {
 		for w := range set {
 			if w.stream == s {
-				delete(set, w)
+				h.drop(set, w)
 			}
 		}
 	}
+}
+
+// drop removes w from set, and its held responses with it.
+func (h *Hub) drop(set map[*Watcher]struct{}, w *Watcher) {
+	if len(w.pending) > 0 {
+		w.pending = nil
+		h.victims--
+	}
+	delete(set, w)
 }
 
 func (h *Hub) wake() {
@@ -232,14 +289,85 @@ func (h *Hub) Notify(rev int64, events []mvcc.Event) {
 			w.nextRev = rev + 1
 			continue
 		}
+		resp := Response{WatchID: w.spec.ID, Events: evs, Revision: rev, from: rev}
+		w.nextRev = rev + 1
+		if n := len(w.pending); n > 0 {
+			// Behind already: the events join the last held response
+			// (copied: evs may be shared with other watchers), or queue
+			// behind it once it is full.
+			last := &w.pending[n-1]
+			size := eventBytes(evs)
+			if len(last.Events)+len(evs) <= mergeEvents && last.size+size <= mergeBytes {
+				last.Events = append(last.Events[:len(last.Events):len(last.Events)], evs...)
+				last.Revision, last.size = rev, last.size+size
+				continue
+			}
+			resp.size = size
+			w.pending = append(w.pending, resp)
+			if len(w.pending) > h.cfg.MaxPending {
+				h.toHistory(w)
+			}
+			continue
+		}
 		select {
-		case w.stream.out <- Response{WatchID: w.spec.ID, Events: evs, Revision: rev}:
-			w.nextRev = rev + 1
+		case w.stream.out <- resp:
 			w.sentSinceTick = true
 		default:
-			delete(h.synced, w)
-			h.unsynced[w] = struct{}{}
-			h.wake()
+			// The stream is full. The response is held, not dropped for a
+			// re-read of history: when a whole stream of watchers falls
+			// behind at once (a GC pause, a busy core), reading history
+			// for each of them is what kept it behind.
+			resp.size = eventBytes(evs)
+			w.pending = append(w.pending, resp)
+			h.victims++
+			if h.cfg.OnSlow != nil {
+				h.cfg.OnSlow()
+			}
+		}
+	}
+}
+
+// toHistory sends a watcher holding too many responses back to catch-up
+// from history, from its first undelivered revision. Called with mu held.
+func (h *Hub) toHistory(w *Watcher) {
+	if len(w.pending) > 0 {
+		w.nextRev = w.pending[0].from
+		w.pending = nil
+		h.victims--
+	}
+	delete(h.synced, w)
+	h.unsynced[w] = struct{}{}
+	h.wake()
+}
+
+// retryPending sends the responses held for full streams, each
+// watcher's in order, as far as the streams take them.
+func (h *Hub) retryPending() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.victims == 0 {
+		return
+	}
+	for w := range h.synced {
+		if len(w.pending) == 0 {
+			continue
+		}
+		n := 0
+	send:
+		for _, resp := range w.pending {
+			select {
+			case w.stream.out <- resp:
+				n++
+				w.sentSinceTick = true
+			default:
+				break send
+			}
+		}
+		clear(w.pending[:n])
+		w.pending = w.pending[n:]
+		if len(w.pending) == 0 {
+			w.pending = nil
+			h.victims--
 		}
 	}
 }
@@ -252,8 +380,7 @@ func (h *Hub) Reset() {
 	defer h.mu.Unlock()
 	h.rev = h.src.Rev()
 	for w := range h.synced {
-		delete(h.synced, w)
-		h.unsynced[w] = struct{}{}
+		h.toHistory(w)
 	}
 	h.wake()
 }
@@ -323,12 +450,17 @@ func (h *Hub) Run(ctx context.Context) {
 	defer sync.Stop()
 	progress := time.NewTicker(h.cfg.ProgressInterval)
 	defer progress.Stop()
+	retry := time.NewTicker(h.cfg.RetryInterval)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.kick:
 		case <-sync.C:
+		case <-retry.C:
+			h.retryPending()
+			continue
 		case <-progress.C:
 			h.sendProgress()
 			continue
@@ -341,7 +473,8 @@ func (h *Hub) sendProgress() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.synced {
-		if !w.spec.ProgressNotify {
+		// A progress revision must not overtake events still held.
+		if !w.spec.ProgressNotify || len(w.pending) > 0 {
 			continue
 		}
 		if w.sentSinceTick {
@@ -397,24 +530,32 @@ func (h *Hub) catchUp(w *Watcher) {
 		h.cfg.Logger.Warn("watch catch-up failed", "watch", w.spec.ID, "from", from, "err", err)
 		return
 	}
-	// Group by revision so each response holds whole revisions.
+	// Whole revisions, as many as fit one response, go out together.
 	for i := 0; i < len(evs); {
-		rev := evs[i].Rev.Main
+		var (
+			group []mvcc.Event
+			last  int64
+			size  int64
+		)
 		j := i
-		var group []mvcc.Event
-		for j < len(evs) && evs[j].Rev.Main == rev {
-			group = append(group, evs[j].Event)
-			j++
+		for j < len(evs) && len(group) < mergeEvents && size < mergeBytes {
+			rev := evs[j].Rev.Main
+			for j < len(evs) && evs[j].Rev.Main == rev {
+				group = append(group, evs[j].Event)
+				size += int64(len(evs[j].Event.Kv.Key) + len(evs[j].Event.Kv.Value))
+				j++
+			}
+			last = rev
 		}
 		if out := w.filter(group); len(out) > 0 {
 			select {
-			case w.stream.out <- Response{WatchID: w.spec.ID, Events: out, Revision: rev}:
+			case w.stream.out <- Response{WatchID: w.spec.ID, Events: out, Revision: last}:
 				w.sentSinceTick = true
 			default:
-				return // stream still full; resume from rev next pass
+				return // stream still full; resume from the same revision next pass
 			}
 		}
-		w.nextRev = rev + 1
+		w.nextRev = last + 1
 		i = j
 	}
 	if next > w.nextRev {
@@ -426,6 +567,15 @@ func (h *Hub) catchUp(w *Watcher) {
 	} else {
 		h.wake()
 	}
+}
+
+// Counts returns how many watchers are synced (fed as revisions commit;
+// victims of them hold responses their full stream could not take) and
+// how many are catching up from history.
+func (h *Hub) Counts() (synced, victims, unsynced int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.synced), h.victims, len(h.unsynced)
 }
 
 // Watchers counts the open watchers, synced or catching up.

@@ -137,3 +137,91 @@ func TestProgressRequestOnlyWhenSynced(t *testing.T) {
 		t.Fatalf("progress response %+v", r)
 	}
 }
+
+// countingSource counts the history reads a hub makes.
+type countingSource struct {
+	*mvcc.Store
+	reads int
+}
+
+func (c *countingSource) EventsSince(key, end []byte, from int64, max int) ([]mvcc.RevEvent, int64, error) {
+	c.reads++
+	return c.Store.EventsSince(key, end, from, max)
+}
+
+// TestFullStreamHoldsResponses fills the streams of many watchers at once,
+// as a GC pause or a busy core does to a gRPC sender, then drains them:
+// each watcher gets every event once, in order, from the responses held
+// for it, with no read of history; a progress request waits until nothing
+// is held. A watcher that falls further behind than MaxPending goes back
+// to history and still gets everything.
+func TestFullStreamHoldsResponses(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		puts       int
+		maxPending int
+		reads      bool // history must be read
+	}{
+		{"held responses", 40, 64, false},
+		{"too far behind", 1200, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st0 := mvcc.New()
+			src := &countingSource{Store: st0}
+			var slow int
+			h := NewHub(src, Config{StreamBuffer: 8, MaxPending: tc.maxPending, SyncInterval: time.Hour, RetryInterval: time.Hour, OnSlow: func() { slow++ }})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			st := h.NewStream(ctx)
+			const watchers = 5
+			for id := int64(1); id <= watchers; id++ {
+				st.Watch(Spec{ID: id, Key: []byte("k"), End: []byte("l"), ProgressNotify: true})
+			}
+			var want []string
+			for i := 0; i < tc.puts; i++ {
+				rev := apply(st0, h, "k", fmt.Sprint(i))
+				want = append(want, fmt.Sprintf("k=%d@%d", i, rev))
+			}
+			if slow == 0 {
+				t.Fatal("no watcher found its stream full")
+			}
+			if st.RequestProgress() {
+				t.Fatal("progress promised while responses are held")
+			}
+			got := map[int64][]string{}
+			for done := false; !done; {
+				select {
+				case r := <-st.Out():
+					for _, ev := range r.Events {
+						got[r.WatchID] = append(got[r.WatchID], fmt.Sprintf("%s=%s@%d", ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision))
+					}
+				default:
+					// The stream is empty: what the hub holds may go now,
+					// as its timers would send it.
+					h.retryPending()
+					h.syncOnce()
+					if len(st.Out()) == 0 {
+						done = true
+						for id := int64(1); id <= watchers; id++ {
+							done = done && len(got[id]) == len(want)
+						}
+					}
+				}
+			}
+			for id := int64(1); id <= watchers; id++ {
+				if fmt.Sprint(got[id]) != fmt.Sprint(want) {
+					t.Fatalf("watcher %d:\n got %v\nwant %v", id, got[id], want)
+				}
+			}
+			if (src.reads > 0) != tc.reads {
+				t.Fatalf("%d history reads; want reads: %v", src.reads, tc.reads)
+			}
+			if _, victims, unsynced := h.Counts(); victims != 0 || unsynced != 0 {
+				t.Fatalf("after the drain %d watchers hold responses and %d are unsynced", victims, unsynced)
+			}
+			if !st.RequestProgress() {
+				t.Fatal("no progress once everything was delivered")
+			}
+		})
+	}
+}
