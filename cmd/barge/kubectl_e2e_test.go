@@ -326,6 +326,13 @@ func TestKubectlAgainstProcessCluster(t *testing.T) {
 		return out, err == nil && strings.TrimSpace(out) == "ok"
 	})
 
+	// The store's figures are on the API server's own /metrics.
+	out, err := first.run(t, "get", "--raw", "/metrics")
+	if err != nil {
+		t.Fatalf("get --raw /metrics: %v", err)
+	}
+	wantMatch(t, "API server /metrics", out, `(?m)^barge_disk_log_fsync_duration_seconds_count \d+`, `(?m)^apiserver_request_total\{`)
+
 	survivors := pc.procs
 	for i, v := range kubectlVersions {
 		if i == 1 {

@@ -19,6 +19,7 @@ import (
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/barge-dev/barge/raftstore/raftlog"
 	"github.com/spf13/cobra"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 )
 
@@ -125,6 +126,10 @@ bolt) and exits. Run it again if it was interrupted.`,
 					return errors.New("--etcd-servers needs --api-addr: without the API server there is nothing to run")
 				}
 			} else {
+				if apiAddr != "" {
+					// The store's figures join the API server's own /metrics.
+					cfg.Registerer = legacyregistry.Registerer()
+				}
 				if srv, err = raftstore.Start(cfg); err != nil {
 					return err
 				}
