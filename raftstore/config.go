@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Peer names one member of an initial cluster.
@@ -113,6 +115,13 @@ type Config struct {
 	// WatchProgressInterval is how often idle watchers that asked for it
 	// get a progress notification.
 	WatchProgressInterval time.Duration
+
+	// RegisterServices, if set, adds more gRPC services to the client
+	// port's server before it starts serving: that server's TLS demands a
+	// client certificate from the cluster CA, and RequireAdmin narrows a
+	// method to administrators. This is how services of packages the
+	// store may not import (node/gossip's admin service) reach the CLI.
+	RegisterServices func(*grpc.Server)
 
 	Logger *slog.Logger
 	// RaftLog receives hashicorp/raft's own log lines (default: discarded

@@ -201,6 +201,9 @@ func (s *Server) start() error {
 	s.clientGRPC = grpc.NewServer(opts...)
 	v3rpc.Register(s.clientGRPC, s, rpcCfg)
 	s.clientGRPC.RegisterService(&adminDesc, s)
+	if cfg.RegisterServices != nil {
+		cfg.RegisterServices(s.clientGRPC)
+	}
 	s.goFn(func() { _ = s.clientGRPC.Serve(s.clientLn) })
 
 	s.goFn(func() { s.leaderWatch.run(s.ctx) })
