@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newLabCmd(),
 		newChaosCmd(),
 		newBenchCmd(),
+		newGossipCmd(),
 	)
 	return root
 }
