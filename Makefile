@@ -5,7 +5,8 @@ GO        ?= go
 BIN       := bin/barge
 # Debian packages the tests and benchmarks drive as real clients/peers.
 # command:package pairs; installed with apt-get only when the command is missing.
-DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2
+DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2 \
+	containerd:containerd runc:runc docker-registry:docker-registry busybox:busybox-static
 TEST_TIMEOUT ?= 18m
 
 .PHONY: all build test demo bench bench-wal chaos deps vet fuzz openapi lint clean
@@ -45,6 +46,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzStrategicMergePatch -fuzztime 60s ./control/scheme/
 	$(GO) test -run '^$$' -fuzz FuzzPodLogOptionsQuery -fuzztime 30s ./control/scheme/
 	$(GO) test -run '^$$' -fuzz FuzzTokenAuthenticate -fuzztime 60s ./control/auth/
+	$(GO) test -run '^$$' -fuzz FuzzGossipDecodeMeta -fuzztime 60s ./node/gossip/
+	$(GO) test -run '^$$' -fuzz FuzzGossipDecodeMessage -fuzztime 30s ./node/gossip/
 
 # openapi regenerates the OpenAPI definitions of the served types.
 OPENAPI_GEN := k8s.io/kube-openapi/cmd/openapi-gen@v0.0.0-20260721132016-d427ff9ee9ad

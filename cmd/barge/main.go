@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 		newChaosCmd(),
 		newBenchCmd(),
 		newGossipCmd(),
+		newImageCmd(),
 	)
 	return root
 }

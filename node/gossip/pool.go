@@ -272,9 +272,12 @@ func (p *Pool) UpdateMeta(ctx context.Context, m Meta) error {
 	p.metaMu.Lock()
 	p.meta, p.metaB = m, b
 	p.metaMu.Unlock()
+	// memberlist waits without limit for a timeout of zero or less.
 	timeout := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+		if timeout = time.Until(dl); timeout <= 0 {
+			return fmt.Errorf("gossip: update metadata: %w", context.DeadlineExceeded)
+		}
 	}
 	if err := p.ml.UpdateNode(timeout); err != nil {
 		return fmt.Errorf("gossip: update metadata: %w", err)
