@@ -28,8 +28,9 @@ func startGossipMember(t *testing.T, name string, role gossip.Role, keyring stri
 	if err := os.WriteFile(own, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	lan, _ := gossip.TimingProfile(gossip.ProfileLAN) // patient on a busy machine
 	p, err := gossip.Start(gossip.Config{
-		Name: name, Role: role, BindAddr: "127.0.0.1", KeyringFile: own, Join: join,
+		Name: name, Role: role, BindAddr: "127.0.0.1", Port: 0, KeyringFile: own, Join: join, Timing: lan,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -75,8 +75,16 @@ func (r *KeyringResult) Failed() []MemberResult {
 // wire messages: the first byte says which, the rest is JSON.
 const (
 	msgKeyRequest  = 1
-	msgKeyResponse = 2
+	msgKeyResponse = 2 // also the acknowledgement of msgLeave
+	msgLeave       = 3
 )
+
+// leaveNotice tells a member, before the goodbye, that From is leaving:
+// memberlist's goodbye and a failure look the same to the others.
+type leaveNotice struct {
+	ID   uint64 `json:"id"`
+	From string `json:"from"`
+}
 
 type keyRequest struct {
 	ID   uint64 `json:"id"`
@@ -109,6 +117,15 @@ func decodeMsg(b []byte) (any, error) {
 		}
 		if _, err := ParseKeyOp(string(r.Op)); err != nil {
 			return nil, fmt.Errorf("keyring request from %s: %w", r.From, err)
+		}
+		return r, nil
+	case msgLeave:
+		var r leaveNotice
+		if err := json.Unmarshal(b[1:], &r); err != nil {
+			return nil, fmt.Errorf("leave notice: %w", err)
+		}
+		if r.From == "" {
+			return nil, errors.New("leave notice without a sender")
 		}
 		return r, nil
 	case msgKeyResponse:
@@ -177,6 +194,11 @@ func (p *Pool) handleMsg(b []byte) {
 		// memberlist waits for NotifyMsg to return; the file write and
 		// the answer's TCP connection happen elsewhere.
 		p.goFn(func() { p.serveKeyRequest(m) })
+	case leaveNotice:
+		// Marked before the acknowledgement goes out, so the goodbye that
+		// follows it is read as one.
+		p.view.markLeaving(m.From)
+		p.goFn(func() { p.answer(m.From, keyResponse{ID: m.ID, From: p.cfg.Name}) })
 	case keyResponse:
 		if !p.rpc.deliver(m) {
 			p.logger.Debug("gossip: keyring answer for no pending request", "from", m.From, "id", m.ID)
@@ -201,10 +223,60 @@ func (p *Pool) serveKeyRequest(r keyRequest) {
 		resp.Keys = keys
 		p.logger.Info("gossip keyring operation", "op", string(r.Op), "from", r.From, "err", err)
 	}
-	to := &memberlist.Node{Name: from.Name, Addr: net.IP(from.Addr.Addr().AsSlice()), Port: from.Addr.Port()}
-	if err := p.ml.SendReliable(to, encodeMsg(msgKeyResponse, resp)); err != nil {
-		p.logger.Warn("gossip: could not answer a keyring request", "to", r.From, "err", err)
+	p.answer(r.From, resp)
+}
+
+// answer sends resp to the member named to, at the address this member
+// knows for it.
+func (p *Pool) answer(to string, resp keyResponse) {
+	m, ok := p.view.member(to)
+	if !ok {
+		p.logger.Warn("gossip: cannot answer a member not in the pool", "to", to)
+		return
 	}
+	node := &memberlist.Node{Name: m.Name, Addr: net.IP(m.Addr.Addr().AsSlice()), Port: m.Addr.Port()}
+	if err := p.ml.SendReliable(node, encodeMsg(msgKeyResponse, resp)); err != nil {
+		p.logger.Warn("gossip: could not answer", "to", to, "err", err)
+	}
+}
+
+// announceLeave tells every alive member that this one is leaving and
+// waits for their acknowledgements until ctx ends. It returns the members
+// that did not acknowledge.
+func (p *Pool) announceLeave(ctx context.Context) []string {
+	var targets []Member
+	for _, m := range p.view.members() {
+		if m.Name != p.cfg.Name && (m.State == StateAlive || m.State == StateSuspect) {
+			targets = append(targets, m)
+		}
+	}
+	id, answers := p.rpc.open(len(targets))
+	defer p.rpc.close(id)
+	msg := encodeMsg(msgLeave, leaveNotice{ID: id, From: p.cfg.Name})
+	waiting := map[string]bool{}
+	for _, m := range targets {
+		waiting[m.Name] = true
+		to := &memberlist.Node{Name: m.Name, Addr: net.IP(m.Addr.Addr().AsSlice()), Port: m.Addr.Port()}
+		go func() {
+			if err := p.ml.SendReliable(to, msg); err != nil {
+				p.logger.Debug("gossip: leave notice not sent", "to", to.Name, "err", err)
+			}
+		}()
+	}
+	for len(waiting) > 0 {
+		select {
+		case a := <-answers:
+			delete(waiting, a.From)
+		case <-ctx.Done():
+			var missed []string
+			for name := range waiting {
+				missed = append(missed, name)
+			}
+			sort.Strings(missed)
+			return missed
+		}
+	}
+	return nil
 }
 
 // applyKeyOp changes this member's keyring and writes it to the keyring

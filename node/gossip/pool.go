@@ -303,15 +303,19 @@ func (p *Pool) Subscribe() ([]Member, *Subscription) { return p.view.subscribe()
 func (p *Pool) HealthScore() int { return p.ml.GetHealthScore() }
 
 // Leave tells the pool this member is leaving, so that the others see
-// EventLeave and StateLeft rather than a failure, then stops it. timeout
-// bounds each of its two steps: gossiping the Leaving flag in the
-// metadata, then memberlist's goodbye.
+// EventLeave and StateLeft rather than a failure, then stops it. Within
+// timeout it tells every alive member directly and waits for each to
+// acknowledge, gossips the Leaving flag in its metadata (for any it
+// missed), then says memberlist's goodbye.
 func (p *Pool) Leave(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	if missed := p.announceLeave(ctx); len(missed) > 0 {
+		p.logger.Warn("gossip: members did not acknowledge that this one leaves; they may count it as failed", "members", missed)
+	}
 	m := p.Meta()
 	m.Leaving = true
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	if err := p.UpdateMeta(ctx, m); err != nil {
-		p.logger.Warn("gossip: could not announce leaving; members may count this as a failure", "err", err)
+		p.logger.Warn("gossip: could not gossip the leaving flag", "err", err)
 	}
 	cancel()
 	err := p.ml.Leave(timeout)
@@ -368,9 +372,10 @@ func (e *events) NotifyUpdate(n *memberlist.Node) { (*Pool)(e).view.event(EventU
 
 // NotifyLeave comes both for a goodbye and for a failure, and the Node's
 // State field is not set (memberlist keeps the state beside it), so the
-// Leaving flag of the last metadata tells them apart.
+// leave notice, or else the Leaving flag of the last metadata, tells them
+// apart.
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	if m, err := DecodeMeta(n.Meta); err == nil && m.Leaving {
+	if m, err := DecodeMeta(n.Meta); (err == nil && m.Leaving) || (*Pool)(e).view.isLeaving(n.Name) {
 		(*Pool)(e).view.event(EventLeave, n)
 	} else {
 		(*Pool)(e).view.event(EventFail, n)

@@ -76,8 +76,11 @@ func startPool(t testing.TB, name string, role Role, meta Meta, keyring string, 
 	if meta.Role == "" {
 		meta.Role = role
 	}
+	// memberlist's LAN timing: more patient than barge's, so that a busy
+	// CI machine running -race does not make a slow member look dead.
+	lan, _ := TimingProfile(ProfileLAN)
 	p, err := Start(Config{
-		Name: name, Role: role, BindAddr: "127.0.0.1", Port: 0,
+		Name: name, Role: role, BindAddr: "127.0.0.1", Port: 0, Timing: lan,
 		KeyringFile: keyring, Meta: meta, Join: join,
 		RetryJoinInterval: time.Hour, // tests join explicitly
 		Logger:            testLogger(t).With("member", name),
@@ -266,7 +269,7 @@ func TestGossipLeaveAndFailure(t *testing.T) {
 	// a2 comes back (a new process, same name and address): it rejoins.
 	addr := pools[2].Addr()
 	back, err := Start(Config{
-		Name: "a2", Role: RoleAgent, BindAddr: "127.0.0.1", Port: int(addr.Port()),
+		Name: "a2", Role: RoleAgent, BindAddr: "127.0.0.1", Port: int(addr.Port()), Timing: pools[2].cfg.Timing,
 		KeyringFile: pools[2].cfg.KeyringFile, Meta: agentMeta(2), Join: []string{pools[0].Addr().String()},
 		RetryJoinInterval: 50 * time.Millisecond, Logger: testLogger(t),
 	})

@@ -63,12 +63,13 @@ type view struct {
 	mu      sync.Mutex
 	byName  map[string]*Member
 	suspect map[string]bool
+	leaving map[string]time.Time // leave notices, by when they came
 	subs    map[*Subscription]struct{}
 	closed  bool
 }
 
 func newView(logger *slog.Logger) *view {
-	return &view{logger: logger, byName: map[string]*Member{}, suspect: map[string]bool{}, subs: map[*Subscription]struct{}{}}
+	return &view{logger: logger, byName: map[string]*Member{}, suspect: map[string]bool{}, leaving: map[string]time.Time{}, subs: map[*Subscription]struct{}{}}
 }
 
 func (v *view) event(kind EventKind, n *memberlist.Node) {
@@ -100,6 +101,9 @@ func (v *view) event(kind EventKind, n *memberlist.Node) {
 	}
 	v.byName[m.Name] = &m
 	delete(v.suspect, m.Name)
+	if kind != EventUpdate {
+		delete(v.leaving, m.Name)
+	}
 	ev := Event{Kind: kind, Member: m}
 	for s := range v.subs {
 		s.push(ev)
@@ -113,6 +117,23 @@ func (v *view) suspected(name string) {
 	if m, ok := v.byName[name]; ok && m.State == StateAlive {
 		v.suspect[name] = true
 	}
+}
+
+// leaveNoticeTTL bounds how long a leave notice counts: a member that
+// announced leaving but then did not, and crashed later, has failed.
+const leaveNoticeTTL = time.Minute
+
+func (v *view) markLeaving(name string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.leaving[name] = time.Now()
+}
+
+func (v *view) isLeaving(name string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	at, ok := v.leaving[name]
+	return ok && time.Since(at) < leaveNoticeTTL
 }
 
 // acked records an answered probe.
