@@ -55,12 +55,6 @@ func keyringFile(t testing.TB, keys ...string) string {
 	return path
 }
 
-type member struct {
-	name string
-	role Role
-	meta Meta
-}
-
 func agentMeta(i int) Meta {
 	return Meta{
 		Role:    RoleAgent,
