@@ -5,7 +5,8 @@ GO        ?= go
 BIN       := bin/barge
 # Debian packages the tests and benchmarks drive as real clients/peers.
 # command:package pairs; installed with apt-get only when the command is missing.
-DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2
+DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2 \
+	containerd:containerd runc:runc docker-registry:docker-registry busybox:busybox-static
 TEST_TIMEOUT ?= 18m
 
 .PHONY: all build test demo bench chaos torture deps vet fuzz lint clean
@@ -42,6 +43,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./raftstore/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./raftstore/peer/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 60s ./raftstore/raftlog/
+	$(GO) test -run '^$$' -fuzz FuzzGossipDecodeMeta -fuzztime 60s ./node/gossip/
+	$(GO) test -run '^$$' -fuzz FuzzGossipDecodeMessage -fuzztime 30s ./node/gossip/
 
 demo: build deps
 	@sh cmd/barge/demo.sh

@@ -38,7 +38,10 @@ var adminDesc = grpc.ServiceDesc{
 	}},
 }
 
-func requireAdmin(ctx context.Context) error {
+// RequireAdmin admits a gRPC call only from a verified client certificate
+// in AdminGroup. Services that other packages register on the client port
+// (Config.RegisterServices) guard their methods with it.
+func RequireAdmin(ctx context.Context) error {
 	p, ok := grpcpeer.FromContext(ctx)
 	if !ok {
 		return status.Error(codes.Unauthenticated, "no peer information")
@@ -55,7 +58,7 @@ func requireAdmin(ctx context.Context) error {
 }
 
 func (s *Server) serveRestoreLive(stream grpc.ServerStream) error {
-	if err := requireAdmin(stream.Context()); err != nil {
+	if err := RequireAdmin(stream.Context()); err != nil {
 		return err
 	}
 	pr, pw := io.Pipe()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // Peer names one member of an initial cluster.
@@ -124,6 +125,12 @@ type Config struct {
 	// Registerer, when set, receives this peer's metrics at Start (see
 	// Server.Collectors).
 	Registerer prometheus.Registerer
+	// RegisterServices, if set, adds more gRPC services to the client
+	// port's server before it starts serving: that server's TLS demands a
+	// client certificate from the cluster CA, and RequireAdmin narrows a
+	// method to administrators. This is how services of packages the
+	// store may not import (node/gossip's admin service) reach the CLI.
+	RegisterServices func(*grpc.Server)
 
 	Logger *slog.Logger
 	// RaftLog receives hashicorp/raft's own log lines (default: discarded

@@ -222,6 +222,9 @@ func (s *Server) start() error {
 	s.clientGRPC = grpc.NewServer(opts...)
 	v3rpc.Register(s.clientGRPC, s, rpcCfg)
 	s.clientGRPC.RegisterService(&adminDesc, s)
+	if cfg.RegisterServices != nil {
+		cfg.RegisterServices(s.clientGRPC)
+	}
 	s.goFn(func() { _ = s.clientGRPC.Serve(s.clientLn) })
 	s.startLocal(rpcCfg)
 

@@ -33,6 +33,8 @@ func newRootCmd() *cobra.Command {
 		newLabCmd(),
 		newChaosCmd(),
 		newBenchCmd(),
+		newGossipCmd(),
+		newImageCmd(),
 	)
 	return root
 }
