@@ -214,3 +214,32 @@ func TestOpenRejects(t *testing.T) {
 		t.Error("empty id allocated")
 	}
 }
+
+// FuzzOpen feeds arbitrary state files to Open: it must never panic, and
+// whatever it accepts must be a consistent allocator.
+func FuzzOpen(f *testing.F) {
+	f.Add([]byte(`{"version": 1, "cidr": "10.244.1.0/24", "last": "10.244.1.3", "allocations": [{"id": "a", "ip": "10.244.1.2"}, {"id": "b", "ip": "10.244.1.3", "meta": {"name": "b"}}]}`))
+	f.Add([]byte(`{"version": 1, "cidr": "10.244.1.0/24", "allocations": null}`))
+	f.Add([]byte(`{"version": 1, "cidr": "10.244.1.0/24", "allocations": [{"id": "a", "ip": "10.244.1.255"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, StateFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a, err := Open(dir, netip.MustParsePrefix("10.244.1.0/24"))
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		seen := map[netip.Addr]bool{}
+		for _, al := range a.List() {
+			if !a.usable(al.IP) || seen[al.IP] || al.ID == "" {
+				t.Fatalf("accepted bad allocation %+v", al)
+			}
+			seen[al.IP] = true
+		}
+		if _, err := a.Allocate("fuzz-new", nil); err != nil && !errors.Is(err, ErrExhausted) {
+			t.Fatalf("allocate after open: %v", err)
+		}
+	})
+}

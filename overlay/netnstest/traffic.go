@@ -191,3 +191,22 @@ func UDPExchange(nsPath string, addr netip.AddrPort, payload []byte) ([]byte, er
 func IsUnreachable(err error) bool {
 	return errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
+
+// UDPSend sends one datagram from the namespace at nsPath to addr and
+// does not wait for any answer.
+func UDPSend(nsPath string, addr netip.AddrPort, payload []byte) error {
+	var c net.Conn
+	err := Do(nsPath, func() error {
+		var err error
+		c, err = net.Dial("udp4", addr.String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("udp %v: %w", addr, err)
+	}
+	defer c.Close()
+	if _, err := c.Write(payload); err != nil {
+		return fmt.Errorf("udp %v: send: %w", addr, err)
+	}
+	return nil
+}
