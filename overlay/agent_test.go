@@ -53,6 +53,8 @@ func agentHandlers() map[string]netnstest.Handler {
 			switch a.Mode {
 			case "vxlan":
 				backend = vxlan.New(vxlan.Config{Logger: log})
+			case "vxlan-txcsum-off":
+				backend = vxlan.New(vxlan.Config{TxChecksumOffload: vxlan.OffloadOff, Logger: log})
 			case "ipip":
 				backend = ipip.New(ipip.Config{Logger: log})
 			case "ipip-kernel":

@@ -107,16 +107,6 @@ func (c *cluster) syncPeers(without ...string) {
 	}
 }
 
-func (c *cluster) node(name string) *node {
-	for _, nd := range c.nodes {
-		if nd.name == name {
-			return nd
-		}
-	}
-	c.t.Fatalf("no node %s", name)
-	return nil
-}
-
 // mustTCP checks a TCP exchange from the namespace at from to `to`, and
 // that the far end saw the connection come from wantSrc.
 func (c *cluster) mustTCP(what, from string, to netip.AddrPort, wantSrc netip.Addr) {

@@ -1,6 +1,7 @@
 package overlay_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -10,11 +11,12 @@ import (
 	"github.com/barge-dev/barge/overlay/netnstest"
 	"github.com/barge-dev/barge/overlay/vxlan"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TestVXLANDevice checks the device flannel's model asks for, read back
 // from the kernel: VNI, port, learning off, MTU, the stable VTEP MAC,
-// and tx checksum offload off.
+// and tx checksum offload as the kernel's version asks (off before 5.7).
 func TestVXLANDevice(t *testing.T) {
 	c := newCluster(t, "vxlan", 2)
 	n1, n2 := c.nodes[0], c.nodes[1]
@@ -46,8 +48,8 @@ func TestVXLANDevice(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if on {
-		t.Fatal("tx checksum offload is still on")
+	if want := kernelAtLeast(t, 5, 7); on != want {
+		t.Fatalf("tx checksum offload %v on kernel %s, want %v", on, kernelRelease(t), want)
 	}
 
 	// A bad peer record is left out and named; the good ones still work.
@@ -75,4 +77,42 @@ func TestVTEPMACStable(t *testing.T) {
 	if vxlan.VTEPMAC("node-2").String() == a.String() {
 		t.Fatal("two nodes share a VTEP MAC")
 	}
+}
+
+// TestVXLANChecksumOffloadOff turns the offload off as flannel does, and
+// checks the device says so and still carries full-size packets.
+func TestVXLANChecksumOffloadOff(t *testing.T) {
+	c := newCluster(t, "vxlan-txcsum-off", 2)
+	n1, n2 := c.nodes[0], c.nodes[1]
+	var on bool
+	if err := netnstest.Do(n1.host.Netns, func() error {
+		var err error
+		on, err = vxlan.TxChecksum(vxlan.DefaultDevice)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if on {
+		t.Fatal("tx checksum offload is on though the configuration turned it off")
+	}
+	c.mustTCP("pod on h1 → pod on h2, offload off", n1.podNS, n2.podEcho.Addr, n1.pod.IP.Addr())
+	if _, err := netnstest.UDPExchange(n1.podNS, n2.podEcho.Addr, make([]byte, n1.attrs.MTU-28)); err != nil {
+		t.Fatalf("full-MTU datagram, offload off: %v", err)
+	}
+}
+
+func kernelRelease(t *testing.T) string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	var a, b int
+	if _, err := fmt.Sscanf(kernelRelease(t), "%d.%d", &a, &b); err != nil {
+		t.Fatalf("kernel release %q: %v", kernelRelease(t), err)
+	}
+	return a > major || a == major && b >= minor
 }

@@ -35,13 +35,56 @@ type Config struct {
 	Port   int
 	// MTU of the device; 0 means the underlay link's MTU less Overhead.
 	MTU int
-	// TxChecksumOffload keeps the device's tx checksum offload on. It is
-	// off by default, as flannel and Calico turn it off: with it on, the
-	// kernel has been seen to send VXLAN packets whose inner checksums are
-	// wrong once they have been NATed (Service traffic), which peers
-	// drop.
-	TxChecksumOffload bool
+	// TxChecksumOffload decides the device's tx checksum offload.
+	// Kernels before 5.7 compute wrong checksums for VXLAN packets whose
+	// inner packet was NATed with random-fully (Services, egress
+	// masquerade), and peers drop them: flannel turns the offload off
+	// (ethtool -K dev tx-checksum-ip-generic off) and Calico does on
+	// those kernels. Turning it off also turns off segmentation offload on
+	// the device, so on fixed kernels it costs throughput for nothing.
+	// OffloadAuto (the default) is Calico's rule: off before 5.7, on from
+	// 5.7.
+	TxChecksumOffload Offload
 	Logger            *slog.Logger
+}
+
+// Offload is a tx checksum offload setting.
+type Offload string
+
+const (
+	OffloadAuto Offload = ""
+	OffloadOn   Offload = "on"
+	OffloadOff  Offload = "off"
+)
+
+// FixedKernel is the first kernel version whose VXLAN tx checksum
+// offload survives NAT.
+var FixedKernel = [2]int{5, 7}
+
+// txChecksumWanted resolves an Offload against the running kernel.
+func txChecksumWanted(o Offload, release string) (bool, error) {
+	switch o {
+	case OffloadOn:
+		return true, nil
+	case OffloadOff:
+		return false, nil
+	case OffloadAuto:
+		var major, minor int
+		if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+			// An unreadable version gets the safe setting.
+			return false, nil
+		}
+		return major > FixedKernel[0] || major == FixedKernel[0] && minor >= FixedKernel[1], nil
+	}
+	return false, fmt.Errorf("vxlan: tx checksum offload %q: want on, off or empty for auto", o)
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // Backend is the VXLAN overlay. Its methods are safe for concurrent use.
@@ -95,6 +138,9 @@ func (b *Backend) Setup(ctx context.Context, local overlay.LocalNode) (overlay.A
 	}
 	if b.cfg.Port < 1 || b.cfg.Port > 65535 {
 		return overlay.Attrs{}, fmt.Errorf("vxlan: port %d out of range", b.cfg.Port)
+	}
+	if _, err := txChecksumWanted(b.cfg.TxChecksumOffload, ""); err != nil {
+		return overlay.Attrs{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return overlay.Attrs{}, err
@@ -183,12 +229,16 @@ func (b *Backend) ensureDevice() (netlink.Link, error) {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("vxlan: up %s: %w", b.cfg.Device, err)
 	}
+	wantCsum, err := txChecksumWanted(b.cfg.TxChecksumOffload, kernelRelease())
+	if err != nil {
+		return nil, err
+	}
 	on, err := TxChecksum(b.cfg.Device)
 	if err != nil {
 		return nil, fmt.Errorf("vxlan: %w", err)
 	}
-	if on != b.cfg.TxChecksumOffload {
-		if err := SetTxChecksum(b.cfg.Device, b.cfg.TxChecksumOffload); err != nil {
+	if on != wantCsum {
+		if err := SetTxChecksum(b.cfg.Device, wantCsum); err != nil {
 			return nil, fmt.Errorf("vxlan: %w", err)
 		}
 	}

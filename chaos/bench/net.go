@@ -1,0 +1,537 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/barge-dev/barge/overlay"
+	"github.com/barge-dev/barge/overlay/podnet"
+	"github.com/barge-dev/barge/overlay/vxlan"
+)
+
+// NetModes are the overlays `barge bench net` measures by default.
+var NetModes = []string{"vxlan", "ipip-userspace"}
+
+// NetConfig configures a network benchmark run.
+type NetConfig struct {
+	// Barge is the barge binary, re-executed inside each host's
+	// namespace as that host's agent (`barge bench net agent`).
+	Barge string
+	Modes []string
+	// Duration of each iperf3 run (after one omitted warm-up second).
+	Duration time.Duration
+	// RRDuration of each request/response run.
+	RRDuration time.Duration
+	// RRSize is the request and response size in bytes.
+	RRSize int
+	// Dir receives the agents' logs.
+	Dir string
+	// ProfileDir, when set, receives a CPU profile of each agent.
+	ProfileDir string
+	Logger     *slog.Logger
+}
+
+// NetReport is the result of `barge bench net`.
+type NetReport struct {
+	Machine        Machine            `json:"machine"`
+	IPerf3         string             `json:"iperf3"`
+	Started        time.Time          `json:"started"`
+	DurationS      float64            `json:"durationSeconds"`
+	RRDurationS    float64            `json:"rrDurationSeconds"`
+	RRSize         int                `json:"rrSize"`
+	UnderlayMTU    int                `json:"underlayMTU"`
+	Rows           []NetRow           `json:"rows"`
+	CPUNote        string             `json:"cpuNote"`
+	TopologyNote   string             `json:"topologyNote"`
+	ThroughputGoal map[string]float64 `json:"throughputGoal"`
+	LatencyGoal    float64            `json:"latencyGoal"`
+}
+
+// NetRow is one path measured: host to host over the underlay, or pod to
+// pod over an overlay, in the topology of one mode.
+type NetRow struct {
+	Mode        string  `json:"mode"` // the overlay of the topology
+	Path        string  `json:"path"` // "host-to-host" (underlay) or "pod-to-pod"
+	MTU         int     `json:"mtu"`
+	Gbps        float64 `json:"gbps"`
+	Retransmits int     `json:"retransmits"`
+	// CPUCores is the machine's busy cores (all processes, softirq
+	// included) during the iperf3 run; CPUPerGbps divides it by the
+	// throughput: core-seconds per gigabit.
+	CPUCores   float64 `json:"cpuCores"`
+	CPUPerGbps float64 `json:"cpuPerGbps"`
+	// Request/response: one RRSize-byte request, one RRSize-byte answer,
+	// one connection, back to back.
+	RRPerSec float64 `json:"rrPerSec"`
+	RRP50Us  float64 `json:"rrP50Us"`
+	RRP99Us  float64 `json:"rrP99Us"`
+	// Ratios against the host-to-host row of the same topology.
+	ThroughputRatio float64 `json:"throughputRatio,omitempty"`
+	LatencyP50Ratio float64 `json:"latencyP50Ratio,omitempty"`
+	LatencyP99Ratio float64 `json:"latencyP99Ratio,omitempty"`
+}
+
+// RunNet measures each mode: it builds two hosts on an underlay bridge
+// (network namespaces), starts an agent in each with one pod, and runs
+// iperf3 and the request/response test host to host and then pod to pod,
+// so every ratio compares paths measured minutes apart on the same
+// machine. Everything is removed at the end, on error too.
+func RunNet(ctx context.Context, cfg NetConfig) (*NetReport, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("bench net: needs root (network namespaces)")
+	}
+	iperf, err := exec.LookPath("iperf3")
+	if err != nil {
+		return nil, errors.New("bench net: iperf3 not found (apt-get install -y iperf3)")
+	}
+	if len(cfg.Modes) == 0 {
+		cfg.Modes = NetModes
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.RRDuration <= 0 {
+		cfg.RRDuration = 5 * time.Second
+	}
+	if cfg.RRSize <= 0 {
+		cfg.RRSize = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ver, _ := exec.CommandContext(ctx, iperf, "--version").Output()
+	rep := &NetReport{
+		Machine:     netMachine(),
+		IPerf3:      firstLine(string(ver)),
+		Started:     time.Now().UTC(),
+		DurationS:   cfg.Duration.Seconds(),
+		RRDurationS: cfg.RRDuration.Seconds(),
+		RRSize:      cfg.RRSize,
+		UnderlayMTU: 1500,
+		CPUNote: "CPU is the whole machine's busy time during each iperf3 run (iperf3, the tunnel agents, softirq, " +
+			"and anything else running), in cores; per Gbit/s it is core-seconds per gigabit.",
+		TopologyNote: "two hosts (network namespaces) on one Linux bridge, joined by veth pairs with MTU 1500; " +
+			"pods on a node bridge behind a veth pair each; each mode builds its own topology and measures " +
+			"host-to-host there first",
+		ThroughputGoal: map[string]float64{"vxlan": 0.9, "vxlan-txcsum-off": 0.9, "ipip-userspace": 0.5, "ipip": 0.5},
+		LatencyGoal:    1.2,
+	}
+	for _, mode := range cfg.Modes {
+		rows, err := runNetMode(ctx, cfg, iperf, mode)
+		if err != nil {
+			return rep, fmt.Errorf("bench net: %s: %w", mode, err)
+		}
+		rep.Rows = append(rep.Rows, rows...)
+	}
+	return rep, nil
+}
+
+type netAgent struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ready NetAgentReady
+	done  chan error
+}
+
+func runNetMode(ctx context.Context, cfg NetConfig, iperf, mode string) (_ []NetRow, err error) {
+	log := cfg.Logger.With("mode", mode)
+	topo, err := newNetTopo(2)
+	if err != nil {
+		return nil, err
+	}
+	var agents []*netAgent
+	defer func() {
+		for _, a := range agents {
+			a.stop()
+		}
+		if rerr := topo.remove(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	dir := cfg.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	var peers []overlay.Peer
+	locals := make([]overlay.LocalNode, len(topo.hosts))
+	for i, h := range topo.hosts {
+		locals[i] = overlay.LocalNode{Name: h.name, UnderlayIP: h.addr, PodCIDR: netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", i+1))}
+		peers = append(peers, overlay.Peer{Name: h.name, UnderlayIP: h.addr, PodCIDR: locals[i].PodCIDR, VTEPMAC: vxlan.VTEPMAC(h.name)})
+	}
+	for i, h := range topo.hosts {
+		podNS, err := podnet.CreateNetns("", topo.prefix+h.name+"-pod")
+		if err != nil {
+			return nil, err
+		}
+		var others []overlay.Peer
+		for j, p := range peers {
+			if j != i {
+				others = append(others, p)
+			}
+		}
+		spec := NetAgentSpec{
+			Mode: mode, Local: locals[i], Peers: others, ClusterCIDR: overlay.DefaultClusterCIDR,
+			StateDir: filepath.Join(dir, topo.prefix+h.name+"-state"), PodID: "bench-" + h.name, PodNetns: podNS,
+		}
+		if cfg.ProfileDir != "" {
+			spec.CPUProfile = filepath.Join(cfg.ProfileDir, mode+"-"+h.name+".pprof")
+		}
+		defer os.RemoveAll(spec.StateDir)
+		a, err := startNetAgent(ctx, cfg.Barge, h, spec, filepath.Join(dir, topo.prefix+h.name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		agents = append(agents, a)
+	}
+	log.Info("topology up", "hosts", len(topo.hosts), "mtu", agents[0].ready.Attrs.MTU)
+
+	h1, h2 := topo.hosts[0], topo.hosts[1]
+	under, err := measurePath(ctx, cfg, iperf, h1.netns, h2.netns, h2.addr)
+	if err != nil {
+		return nil, fmt.Errorf("host to host: %w", err)
+	}
+	under.Mode, under.Path, under.MTU = mode, "host-to-host", 1500
+	log.Info("host to host", "gbps", under.Gbps, "rrP50us", under.RRP50Us)
+	p1, p2 := agents[0].ready.Pod, agents[1].ready.Pod
+	pod, err := measurePath(ctx, cfg, iperf, p1.Netns, p2.Netns, p2.IP.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("pod to pod: %w", err)
+	}
+	pod.Mode, pod.Path, pod.MTU = mode, "pod-to-pod", agents[0].ready.Attrs.MTU
+	pod.ThroughputRatio = Ratio(pod.Gbps, under.Gbps)
+	pod.LatencyP50Ratio = Ratio(pod.RRP50Us, under.RRP50Us)
+	pod.LatencyP99Ratio = Ratio(pod.RRP99Us, under.RRP99Us)
+	log.Info("pod to pod", "gbps", pod.Gbps, "rrP50us", pod.RRP50Us)
+	return []NetRow{under, pod}, nil
+}
+
+func startNetAgent(ctx context.Context, barge string, h netHost, spec NetAgentSpec, logPath string) (*netAgent, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	cmd := exec.Command(barge, "bench", "net", "agent", "--spec", string(b))
+	cmd.Stderr = lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := startInNetns(h.netns, cmd); err != nil {
+		return nil, fmt.Errorf("start agent on %s: %w", h.name, err)
+	}
+	a := &netAgent{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
+	line := make(chan []byte, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		l, _ := r.ReadBytes('\n')
+		line <- l
+		_, _ = io.Copy(io.Discard, r)
+		a.done <- cmd.Wait()
+	}()
+	select {
+	case l := <-line:
+		if err := json.Unmarshal(l, &a.ready); err != nil {
+			a.stop()
+			return nil, fmt.Errorf("agent on %s did not come up (log %s): %s", h.name, logPath, tail(logPath))
+		}
+	case <-ctx.Done():
+		a.stop()
+		return nil, ctx.Err()
+	}
+	return a, nil
+}
+
+func (a *netAgent) stop() {
+	a.stdin.Close()
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return string(b)
+}
+
+// measurePath runs iperf3 and the request/response test from the
+// namespace from to the server at addr in namespace to.
+func measurePath(ctx context.Context, cfg NetConfig, iperf, from, to string, addr netip.Addr) (NetRow, error) {
+	var row NetRow
+	res, err := runIperf(ctx, iperf, from, to, addr, cfg.Duration)
+	if err != nil {
+		return row, err
+	}
+	row.Gbps, row.Retransmits, row.CPUCores = res.gbps, res.retransmits, res.cores
+	if row.Gbps > 0 {
+		row.CPUPerGbps = row.CPUCores / row.Gbps
+	}
+	rr, err := runRR(ctx, from, to, addr, cfg.RRDuration, cfg.RRSize)
+	if err != nil {
+		return row, err
+	}
+	row.RRPerSec = float64(rr.Count) / cfg.RRDuration.Seconds()
+	row.RRP50Us = float64(rr.P50) / float64(time.Microsecond)
+	row.RRP99Us = float64(rr.P99) / float64(time.Microsecond)
+	return row, nil
+}
+
+type iperfResult struct {
+	gbps        float64
+	retransmits int
+	cores       float64
+}
+
+const iperfPort = 5201
+
+func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d time.Duration) (iperfResult, error) {
+	srv := exec.CommandContext(ctx, iperf, "-s", "-1", "--forceflush", "-B", addr.String(), "-p", strconv.Itoa(iperfPort))
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		return iperfResult{}, err
+	}
+	srv.Stderr = os.Stderr
+	if err := startInNetns(to, srv); err != nil {
+		return iperfResult{}, fmt.Errorf("iperf3 server: %w", err)
+	}
+	defer func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+	}()
+	// The server says when it listens; the client starts then, not after
+	// a guessed delay.
+	r := bufio.NewReader(out)
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return iperfResult{}, fmt.Errorf("iperf3 server exited before listening: %w", err)
+		}
+		if strings.Contains(l, "Server listening") {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	var stdout, stderr bytes.Buffer
+	cli := exec.CommandContext(ctx, iperf, "-c", addr.String(), "-p", strconv.Itoa(iperfPort),
+		"-t", strconv.Itoa(int(d.Seconds())), "-O", "1", "-J")
+	cli.Stdout, cli.Stderr = &stdout, &stderr
+	before, err := readCPUStat()
+	if err != nil {
+		return iperfResult{}, err
+	}
+	if err := startInNetns(from, cli); err != nil {
+		return iperfResult{}, fmt.Errorf("iperf3 client: %w", err)
+	}
+	werr := cli.Wait()
+	after, err := readCPUStat()
+	if err != nil {
+		return iperfResult{}, err
+	}
+	if werr != nil {
+		return iperfResult{}, fmt.Errorf("iperf3 client: %w: %s%s", werr, stderr.String(), firstLine(stdout.String()))
+	}
+	res, err := parseIperf(stdout.Bytes())
+	if err != nil {
+		return iperfResult{}, err
+	}
+	res.cores = after.busyCores(before)
+	return res, nil
+}
+
+// parseIperf reads the throughput the receiver saw and the sender's
+// retransmits from iperf3's JSON.
+func parseIperf(b []byte) (iperfResult, error) {
+	var doc struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+			SumSent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return iperfResult{}, fmt.Errorf("iperf3 JSON: %w", err)
+	}
+	if doc.Error != "" {
+		return iperfResult{}, fmt.Errorf("iperf3: %s", doc.Error)
+	}
+	if doc.End.SumReceived.BitsPerSecond <= 0 {
+		return iperfResult{}, errors.New("iperf3 JSON: no received throughput")
+	}
+	return iperfResult{gbps: doc.End.SumReceived.BitsPerSecond / 1e9, retransmits: doc.End.SumSent.Retransmits}, nil
+}
+
+// cpuStat is the first line of /proc/stat: jiffies of all CPUs together.
+type cpuStat struct {
+	busy, total uint64
+}
+
+func readCPUStat() (cpuStat, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}, err
+	}
+	return parseCPUStat(string(b))
+}
+
+func parseCPUStat(s string) (cpuStat, error) {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return cpuStat{}, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
+	}
+	var c cpuStat
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuStat{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		// Fields: user nice system idle iowait irq softirq steal guest
+		// guest_nice; guest time is already counted in user.
+		if i >= 8 {
+			break
+		}
+		c.total += n
+		if i != 3 && i != 4 {
+			c.busy += n
+		}
+	}
+	return c, nil
+}
+
+func (c cpuStat) busyCores(before cpuStat) float64 {
+	dt := c.total - before.total
+	if dt == 0 {
+		return 0
+	}
+	return float64(c.busy-before.busy) / float64(dt) * float64(runtime.NumCPU())
+}
+
+// runRR is a netperf TCP_RR: one connection, size bytes each way, back
+// to back, for d.
+func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duration, size int) (Latency, error) {
+	var ln net.Listener
+	err := inNetns(to, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(addr, 0).String())
+		return err
+	})
+	if err != nil {
+		return Latency{}, fmt.Errorf("rr server: %w", err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	var c net.Conn
+	err = inNetns(from, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
+		return err
+	})
+	if err != nil {
+		return Latency{}, fmt.Errorf("rr client: %w", err)
+	}
+	defer c.Close()
+	req := bytes.Repeat([]byte{'r'}, size)
+	resp := make([]byte, size)
+	samples := make([]time.Duration, 0, 1<<16)
+	end := time.Now().Add(d)
+	_ = c.SetDeadline(end.Add(10 * time.Second))
+	for time.Now().Before(end) {
+		if err := ctx.Err(); err != nil {
+			return Latency{}, err
+		}
+		t0 := time.Now()
+		if _, err := c.Write(req); err != nil {
+			return Latency{}, fmt.Errorf("rr: %w", err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			return Latency{}, fmt.Errorf("rr: %w", err)
+		}
+		samples = append(samples, time.Since(t0))
+	}
+	return Summarize(samples), nil
+}
+
+// Markdown renders the report as the table docs/benchmarks.md carries.
+func (r *NetReport) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Pod network, `barge bench net` (%s, %d CPUs, kernel %s, %s; iperf3 %gs per row, request/response %d bytes for %gs):\n\n",
+		r.Machine.CPUModel, r.Machine.CPUs, r.Machine.Kernel, r.IPerf3, r.DurationS, r.RRSize, r.RRDurationS)
+	b.WriteString("| topology | path | MTU | Gbit/s | × host | goal | CPU cores | CPU s/Gbit | RR/s | RR p50 µs | RR p99 µs | p50 × host | p99 × host |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		ratio, goal, p50r, p99r := "", "", "", ""
+		if row.Path == "pod-to-pod" {
+			ratio = fmt.Sprintf("%.2f", row.ThroughputRatio)
+			goal = fmt.Sprintf("≥ %.1f, p50 ≤ %.1f", r.ThroughputGoal[row.Mode], r.LatencyGoal)
+			p50r = fmt.Sprintf("%.2f", row.LatencyP50Ratio)
+			p99r = fmt.Sprintf("%.2f", row.LatencyP99Ratio)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %s | %s | %.2f | %.3f | %.0f | %.0f | %.0f | %s | %s |\n",
+			row.Mode, row.Path, row.MTU, row.Gbps, ratio, goal, row.CPUCores, row.CPUPerGbps, row.RRPerSec, row.RRP50Us, row.RRP99Us, p50r, p99r)
+	}
+	fmt.Fprintf(&b, "\n%s %s.\n", r.CPUNote, r.TopologyNote)
+	return b.String()
+}
+
+// netMachine is the part of Machine a network run needs: no disk, no
+// etcd.
+func netMachine() Machine {
+	m := Machine{GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.CPUModel, m.CPUs = parseCPUInfo(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
