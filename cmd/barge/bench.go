@@ -25,7 +25,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure the store side by side with etcd",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd())
+	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchNetCmd())
 	return cmd
 }
 
