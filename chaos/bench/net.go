@@ -44,7 +44,11 @@ type NetConfig struct {
 	Dir string
 	// ProfileDir, when set, receives a CPU profile of each agent.
 	ProfileDir string
-	Logger     *slog.Logger
+	// PerPacketRow adds a host-to-host row with the underlay's offloads
+	// off: the ceiling of a tunnel whose packets cannot be segmented by
+	// the kernel (the userspace IPIP tunnel's).
+	PerPacketRow bool
+	Logger       *slog.Logger
 }
 
 // NetReport is the result of `barge bench net`.
@@ -85,6 +89,9 @@ type NetRow struct {
 	ThroughputRatio float64 `json:"throughputRatio,omitempty"`
 	LatencyP50Ratio float64 `json:"latencyP50Ratio,omitempty"`
 	LatencyP99Ratio float64 `json:"latencyP99Ratio,omitempty"`
+	// ThroughputRatioPerPacket compares a pod-to-pod row with the
+	// host-to-host row without offloads of the same topology.
+	ThroughputRatioPerPacket float64 `json:"throughputRatioPerPacket,omitempty"`
 }
 
 // RunNet measures each mode: it builds two hosts on an underlay bridge
@@ -218,7 +225,57 @@ func runNetMode(ctx context.Context, cfg NetConfig, iperf, mode string) (_ []Net
 	pod.LatencyP50Ratio = Ratio(pod.RRP50Us, under.RRP50Us)
 	pod.LatencyP99Ratio = Ratio(pod.RRP99Us, under.RRP99Us)
 	log.Info("pod to pod", "gbps", pod.Gbps, "rrP50us", pod.RRP50Us)
-	return []NetRow{under, pod}, nil
+	rows := []NetRow{under, pod}
+	if cfg.PerPacketRow {
+		// The userspace tunnel's outer packets cannot use segmentation
+		// offload, so its ceiling is the underlay moving one MTU-sized
+		// packet at a time: measured by turning the offloads off.
+		if err := underlayOffloads(ctx, topo, false); err != nil {
+			return nil, err
+		}
+		pp, err := measurePath(ctx, cfg, iperf, h1.netns, h2.netns, h2.addr)
+		if err != nil {
+			return nil, fmt.Errorf("host to host without offloads: %w", err)
+		}
+		pp.Mode, pp.Path, pp.MTU = mode, "host-to-host-no-offloads", 1500
+		pp.ThroughputRatio = Ratio(pp.Gbps, under.Gbps)
+		pp.LatencyP50Ratio = Ratio(pp.RRP50Us, under.RRP50Us)
+		pp.LatencyP99Ratio = Ratio(pp.RRP99Us, under.RRP99Us)
+		pod.ThroughputRatioPerPacket = Ratio(pod.Gbps, pp.Gbps)
+		rows = []NetRow{under, pod, pp}
+	}
+	return rows, nil
+}
+
+// underlayOffloads turns segmentation and receive offloads of every
+// underlay veth (both ends) on or off, with the ethtool command.
+func underlayOffloads(ctx context.Context, topo *netTopo, on bool) error {
+	ethtool, err := exec.LookPath("ethtool")
+	if err != nil {
+		return errors.New("the no-offload row needs ethtool (apt-get install -y ethtool)")
+	}
+	state := map[bool]string{true: "on", false: "off"}[on]
+	run := func(ns, dev string) error {
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, ethtool, "-K", dev, "tso", state, "gso", state, "gro", state)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := startInNetns(ns, cmd); err != nil {
+			return err
+		}
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("ethtool -K %s: %w: %s", dev, err, out.String())
+		}
+		return nil
+	}
+	for _, h := range topo.hosts {
+		if err := run(h.netns, "eth0"); err != nil {
+			return err
+		}
+		if err := run(topo.underlay, h.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func startNetAgent(ctx context.Context, barge string, h netHost, spec NetAgentSpec, logPath string) (*netAgent, error) {
@@ -510,11 +567,16 @@ func (r *NetReport) Markdown() string {
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		ratio, goal, p50r, p99r := "", "", "", ""
-		if row.Path == "pod-to-pod" {
+		if row.Path != "host-to-host" {
 			ratio = fmt.Sprintf("%.2f", row.ThroughputRatio)
-			goal = fmt.Sprintf("≥ %.1f, p50 ≤ %.1f", r.ThroughputGoal[row.Mode], r.LatencyGoal)
 			p50r = fmt.Sprintf("%.2f", row.LatencyP50Ratio)
 			p99r = fmt.Sprintf("%.2f", row.LatencyP99Ratio)
+		}
+		if row.Path == "pod-to-pod" {
+			goal = fmt.Sprintf("≥ %.1f, p50 ≤ %.1f", r.ThroughputGoal[row.Mode], r.LatencyGoal)
+			if row.ThroughputRatioPerPacket > 0 {
+				ratio += fmt.Sprintf(" (%.2f × no-offload host)", row.ThroughputRatioPerPacket)
+			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %s | %s | %.2f | %.3f | %.0f | %.0f | %.0f | %s | %s |\n",
 			row.Mode, row.Path, row.MTU, row.Gbps, ratio, goal, row.CPUCores, row.CPUPerGbps, row.RRPerSec, row.RRP50Us, row.RRP99Us, p50r, p99r)

@@ -22,6 +22,7 @@ func newBenchNetCmd() *cobra.Command {
 		rrSize           int
 		quick            bool
 		profileDir       string
+		perPacket        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "net",
@@ -57,7 +58,7 @@ is removed at the end, on error and on Ctrl-C.`,
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			rep, err := bench.RunNet(ctx, bench.NetConfig{
-				Barge: exe, Modes: modes, Duration: duration, RRDuration: rrDur, RRSize: rrSize, Dir: dir, ProfileDir: profileDir, Logger: log,
+				Barge: exe, Modes: modes, Duration: duration, RRDuration: rrDur, RRSize: rrSize, Dir: dir, ProfileDir: profileDir, PerPacketRow: perPacket, Logger: log,
 			})
 			if err != nil {
 				return fmt.Errorf("%w (agent logs in %s)", err, dir)
@@ -89,6 +90,7 @@ is removed at the end, on error and on Ctrl-C.`,
 	cmd.Flags().DurationVar(&rrDur, "rr-duration", 5*time.Second, "length of each request/response run")
 	cmd.Flags().IntVar(&rrSize, "rr-size", 64, "request and response size in bytes")
 	cmd.Flags().StringVar(&profileDir, "cpuprofile-dir", "", "write a Go CPU profile of each host's agent into this directory")
+	cmd.Flags().BoolVar(&perPacket, "no-offload-row", true, "also measure host to host with the underlay's offloads off (needs ethtool): the ceiling of the userspace IPIP tunnel")
 	cmd.Flags().BoolVar(&quick, "quick", false, "3 s iperf3 and 2 s request/response runs")
 	cmd.AddCommand(newBenchNetAgentCmd())
 	return cmd

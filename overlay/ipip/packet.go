@@ -109,7 +109,7 @@ func putOuter(b []byte, inner []byte, src, dst netip.Addr) {
 
 // fragNeeded builds the ICMP "fragmentation needed" error (type 3,
 // code 4, RFC 1191) that tells the sender of pkt to use at most mtu
-// bytes, from src (the node's tunnel address). It quotes the offending
+// bytes, from src. It quotes the offending
 // header and 8 bytes of its payload, as RFC 792 asks.
 func fragNeeded(pkt []byte, src netip.Addr, mtu int) []byte {
 	h, err := parseIPv4(pkt)

@@ -93,7 +93,6 @@ type tunnel struct {
 	log      *slog.Logger
 	local    netip.Addr   // underlay source
 	podCIDR  netip.Prefix // inner destinations accepted
-	tunAddr  netip.Addr   // source of ICMP errors the tunnel sends
 	mtu      int          // TUN MTU: largest inner packet
 	batch    int
 	tun      wgtun.Device
@@ -177,7 +176,7 @@ func openRaw(bufBytes int) (*net.IPConn, error) {
 
 func startTunnel(log *slog.Logger, tun wgtun.Device, sock *net.IPConn, local netip.Addr, podCIDR netip.Prefix, mtu, batch int) (*tunnel, error) {
 	t := &tunnel{
-		log: log, local: local, podCIDR: podCIDR, tunAddr: podCIDR.Masked().Addr(), mtu: mtu, batch: batch,
+		log: log, local: local, podCIDR: podCIDR, mtu: mtu, batch: batch,
 		tun: tun, sock: sock, pc: ipv4.NewPacketConn(sock),
 	}
 	t.peers.Store(newPeerTable(nil))
@@ -250,9 +249,12 @@ func (t *tunnel) txLoop() {
 				continue
 			}
 			if len(pkt) > t.mtu {
+				// The error comes "from" the packet's destination: a
+				// source that is one of this node's own addresses would be
+				// dropped as martian when it re-enters through the TUN.
 				t.stats.txTooBig.Add(1)
 				if h.df {
-					if e := fragNeeded(pkt, t.tunAddr, t.mtu); e != nil {
+					if e := fragNeeded(pkt, h.dst, t.mtu); e != nil {
 						icmps = append(icmps, append(make([]byte, icmpHeadroom, icmpHeadroom+len(e)), e...))
 					}
 				}
