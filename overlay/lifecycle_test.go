@@ -203,7 +203,7 @@ func TestRestartRepairs(t *testing.T) {
 				c.mustTCP("after restart: pod on "+o.name+" → pod on h1", o.podNS, n1.podEcho.Addr, o.pod.IP.Addr())
 			}
 			// Egress rules were rewritten, not added to.
-			if rules := nftRules(t, n1.host.Netns); strings.Count(rules, "masquerade fully-random") != 1 {
+			if rules := nftRules(t, n1.host.Netns); strings.Count(rules, "masquerade fully-random") != 2 {
 				t.Fatalf("after restart the egress table holds:\n%s", rules)
 			}
 

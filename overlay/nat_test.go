@@ -81,3 +81,31 @@ func addVIPRoute(h *netlink.Handle, vip netip.Addr) error {
 	}
 	return h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: overlay.PrefixIPNet(netip.PrefixFrom(vip, 32)), Scope: netlink.SCOPE_LINK})
 }
+
+// TestNodePortToRemotePod DNATs a port of h1's underlay address to the
+// pod on h2, as a NodePort does, and connects from a host outside the
+// overlay: the egress table must give the forwarded connection h1's
+// tunnel address (the client's own address would be routed back outside
+// the overlay, and the IPIP tunnel drops sources outside h1's pod CIDR).
+func TestNodePortToRemotePod(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			c := newCluster(t, mode, 2)
+			n1, n2 := c.nodes[0], c.nodes[1]
+			nodePort := netip.AddrPortFrom(n1.host.Addr, 30080)
+			nft(t, n1.host.Netns, fmt.Sprintf(`add table ip barge-test-nodeport
+add chain ip barge-test-nodeport pre { type nat hook prerouting priority -100; }
+add rule ip barge-test-nodeport pre ip daddr %s meta l4proto { tcp, udp } th dport %d dnat to %s
+`, nodePort.Addr(), nodePort.Port(), n2.podEcho.Addr))
+			c.mustTCP("outside host → NodePort on h1 → pod on h2", c.out.Netns, nodePort, overlay.TunnelAddr(n1.local.PodCIDR))
+			reply, err := netnstest.UDPExchange(c.out.Netns, nodePort, []byte("whoami"))
+			if err != nil {
+				t.Fatalf("outside host → NodePort on h1 → pod on h2 (UDP): %v", err)
+			}
+			if got := netip.MustParseAddrPort(string(reply)).Addr(); got != overlay.TunnelAddr(n1.local.PodCIDR) {
+				t.Fatalf("pod on h2 saw UDP from %v, want h1's tunnel address", got)
+			}
+		})
+	}
+}

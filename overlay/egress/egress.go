@@ -49,15 +49,31 @@ func Ensure(ctx context.Context, cfg Config) error {
 		Priority: knftables.PtrTo(knftables.SNATPriority),
 	})
 	tx.Flush(&knftables.Chain{Name: "postrouting"})
+	pod, cluster := cfg.PodCIDR.Masked().String(), cfg.ClusterCIDR.Masked().String()
 	tx.Add(&knftables.Rule{
 		Chain: "postrouting",
 		Rule: knftables.Concat(
-			"ip saddr", cfg.PodCIDR.Masked().String(),
-			"ip daddr !=", cfg.ClusterCIDR.Masked().String(),
+			"ip saddr", pod,
+			"ip daddr !=", cluster,
 			"ip daddr != 224.0.0.0/4",
 			"masquerade fully-random",
 		),
 		Comment: knftables.PtrTo("pod traffic leaving the pod network"),
+	})
+	// Traffic from outside the pod network that this node forwards to a
+	// pod on another node (a NodePort, the node's own underlay address)
+	// takes the tunnel device's address, as flannel does: the peer
+	// routes it back through the overlay, and the IPIP tunnel accepts
+	// only sources inside the sending node's pod CIDR.
+	tx.Add(&knftables.Rule{
+		Chain: "postrouting",
+		Rule: knftables.Concat(
+			"ip saddr !=", cluster,
+			"ip daddr", cluster,
+			"ip daddr !=", pod,
+			"masquerade fully-random",
+		),
+		Comment: knftables.PtrTo("traffic from outside the pod network to remote pods"),
 	})
 	if err := nft.Run(ctx, tx); err != nil {
 		return fmt.Errorf("egress: write table ip %s: %w", table(cfg), err)
