@@ -64,7 +64,12 @@ type NetReport struct {
 	CPUNote        string             `json:"cpuNote"`
 	TopologyNote   string             `json:"topologyNote"`
 	ThroughputGoal map[string]float64 `json:"throughputGoal"`
-	LatencyGoal    float64            `json:"latencyGoal"`
+	// LoadStart and LoadEnd are /proc/loadavg when the run began and
+	// ended: figures from a machine busy with other work are not
+	// comparable with those of an idle one.
+	LoadStart   string  `json:"loadStart"`
+	LoadEnd     string  `json:"loadEnd"`
+	LatencyGoal float64 `json:"latencyGoal"`
 }
 
 // NetRow is one path measured: host to host over the underlay, or pod to
@@ -136,6 +141,7 @@ func RunNet(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 		TopologyNote: "two hosts (network namespaces) on one Linux bridge, joined by veth pairs with MTU 1500; " +
 			"pods on a node bridge behind a veth pair each; each mode builds its own topology and measures " +
 			"host-to-host there first",
+		LoadStart:      loadavg(),
 		ThroughputGoal: map[string]float64{"vxlan": 0.9, "vxlan-txcsum-off": 0.9, "ipip-userspace": 0.5, "ipip": 0.5},
 		LatencyGoal:    1.2,
 	}
@@ -146,7 +152,20 @@ func RunNet(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 		}
 		rep.Rows = append(rep.Rows, rows...)
 	}
+	rep.LoadEnd = loadavg()
 	return rep, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 type netAgent struct {
@@ -581,7 +600,7 @@ func (r *NetReport) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %s | %s | %.2f | %.3f | %.0f | %.0f | %.0f | %s | %s |\n",
 			row.Mode, row.Path, row.MTU, row.Gbps, ratio, goal, row.CPUCores, row.CPUPerGbps, row.RRPerSec, row.RRP50Us, row.RRP99Us, p50r, p99r)
 	}
-	fmt.Fprintf(&b, "\n%s %s.\n", r.CPUNote, r.TopologyNote)
+	fmt.Fprintf(&b, "\n%s Topology: %s. Load average at start %s, at end %s (%d CPUs).\n", r.CPUNote, r.TopologyNote, r.LoadStart, r.LoadEnd, r.Machine.CPUs)
 	return b.String()
 }
 
