@@ -1,6 +1,8 @@
 package overlay_test
 
 import (
+	"os"
+	"sync"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -9,12 +11,40 @@ import (
 	"github.com/barge-dev/barge/overlay"
 	"github.com/barge-dev/barge/overlay/netnstest"
 	"github.com/barge-dev/barge/overlay/podnet"
+	"github.com/vishvananda/netlink"
 )
 
-// modes are the data paths every cross-node test runs in. The kernel's
-// ipip device is not among them: the build machines' kernels lack IPIP
-// (TestIPIPDetection covers the choice).
-var modes = []string{"vxlan", "ipip-userspace"}
+// testModes are the data paths every cross-node test runs in: VXLAN, the
+// userspace IPIP tunnel, and the kernel's ipip device where the kernel
+// has one (barge's build machines lack it; TestIPIPDetection covers the
+// choice there).
+func testModes(t *testing.T) []string {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	kernelIPIP.once.Do(func() {
+		path, err := podnet.CreateNetns("", fmt.Sprintf("ovt-probe-%d", os.Getpid()))
+		if err != nil {
+			kernelIPIP.err = err
+			return
+		}
+		defer podnet.DeleteNetns(path)
+		h := netnstest.Handle(t, path)
+		kernelIPIP.has = h.LinkAdd(&netlink.Iptun{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}}) == nil
+	})
+	if kernelIPIP.err != nil {
+		t.Fatal(kernelIPIP.err)
+	}
+	if kernelIPIP.has {
+		return []string{"vxlan", "ipip-userspace", "ipip"}
+	}
+	return []string{"vxlan", "ipip-userspace"}
+}
+
+var kernelIPIP struct {
+	once sync.Once
+	has  bool
+	err  error
+}
 
 var clusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
 

@@ -13,11 +13,11 @@ import (
 )
 
 func TestPodToPodAcrossNodes(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 3)
-			wantMTU := 1500 - map[string]int{"vxlan": 50, "ipip-userspace": 20}[mode]
+			wantMTU := 1500 - map[string]int{"vxlan": 50, "ipip-userspace": 20, "ipip": 20}[mode]
 			for _, nd := range c.nodes {
 				if nd.attrs.MTU != wantMTU || nd.pod.MTU != wantMTU {
 					t.Fatalf("%s: tunnel MTU %d, pod MTU %d, want %d", nd.name, nd.attrs.MTU, nd.pod.MTU, wantMTU)
@@ -74,7 +74,7 @@ func TestPodToPodAcrossNodes(t *testing.T) {
 }
 
 func TestNodesAndRemotePods(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 3)
@@ -98,7 +98,7 @@ func TestNodesAndRemotePods(t *testing.T) {
 }
 
 func TestEgressMasquerade(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 2)

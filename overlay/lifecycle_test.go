@@ -88,6 +88,10 @@ func (c *cluster) wantEntries(nd *node, peers []overlay.Peer) entries {
 			if gw.IsValid() {
 				c.t.Fatalf("%s: TUN route to %v has gateway %v", nd.name, p.PodCIDR, gw)
 			}
+		case "ipip":
+			if gw != p.UnderlayIP {
+				c.t.Fatalf("%s: ipip route to %v via %v, want %s's underlay address %v", nd.name, p.PodCIDR, gw, p.Name, p.UnderlayIP)
+			}
 		}
 	}
 	if nd.attrs.Mode == "vxlan" && (len(e.neighs) != len(peers) || len(e.fdb) != len(peers)) {
@@ -97,7 +101,7 @@ func (c *cluster) wantEntries(nd *node, peers []overlay.Peer) entries {
 }
 
 func TestPeerRemoved(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 3)
@@ -134,7 +138,7 @@ func TestPeerRemoved(t *testing.T) {
 }
 
 func TestRestartRepairs(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 3)
@@ -143,7 +147,7 @@ func TestRestartRepairs(t *testing.T) {
 			attrs := n1.attrs
 
 			n1.agent.Kill()
-			if mode == "vxlan" {
+			if mode != "ipip-userspace" {
 				// The kernel data plane carries on without its agent.
 				c.mustTCP("pod on h1 → pod on h2, agent down", n1.podNS, n2.podEcho.Addr, n1.pod.IP.Addr())
 			}

@@ -21,7 +21,7 @@ import (
 // split in userspace): a wrong checksum would stall TCP and drop the
 // datagrams.
 func TestNATedTrafficAcrossNodes(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 2)
@@ -88,7 +88,7 @@ func addVIPRoute(h *netlink.Handle, vip netip.Addr) error {
 // tunnel address (the client's own address would be routed back outside
 // the overlay, and the IPIP tunnel drops sources outside h1's pod CIDR).
 func TestNodePortToRemotePod(t *testing.T) {
-	for _, mode := range modes {
+	for _, mode := range testModes(t) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, mode, 2)

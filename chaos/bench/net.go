@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,9 @@ type NetConfig struct {
 	RRDuration time.Duration
 	// RRSize is the request and response size in bytes.
 	RRSize int
+	// Rounds is how many times each path is measured, paths taking
+	// turns; rows report medians.
+	Rounds int
 	// Dir receives the agents' logs.
 	Dir string
 	// ProfileDir, when set, receives a CPU profile of each agent.
@@ -59,6 +63,7 @@ type NetReport struct {
 	DurationS      float64            `json:"durationSeconds"`
 	RRDurationS    float64            `json:"rrDurationSeconds"`
 	RRSize         int                `json:"rrSize"`
+	Rounds         int                `json:"rounds"`
 	UnderlayMTU    int                `json:"underlayMTU"`
 	Rows           []NetRow           `json:"rows"`
 	CPUNote        string             `json:"cpuNote"`
@@ -80,9 +85,11 @@ type NetRow struct {
 	MTU         int     `json:"mtu"`
 	Gbps        float64 `json:"gbps"`
 	Retransmits int     `json:"retransmits"`
-	// CPUCores is the machine's busy cores (all processes, softirq
-	// included) during the iperf3 run; CPUPerGbps divides it by the
-	// throughput: core-seconds per gigabit.
+	// Rounds holds each round's throughput; Gbps is their median.
+	Rounds []float64 `json:"roundsGbps"`
+	// CPUCores is the CPU the run's processes used (iperf3 client and
+	// server, both agents) over the run, in cores; CPUPerGbps is the
+	// same in core-seconds per gigabit moved.
 	CPUCores   float64 `json:"cpuCores"`
 	CPUPerGbps float64 `json:"cpuPerGbps"`
 	// Request/response: one RRSize-byte request, one RRSize-byte answer,
@@ -124,6 +131,9 @@ func RunNet(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 	if cfg.RRSize <= 0 {
 		cfg.RRSize = 64
 	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -136,8 +146,10 @@ func RunNet(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 		RRDurationS: cfg.RRDuration.Seconds(),
 		RRSize:      cfg.RRSize,
 		UnderlayMTU: 1500,
-		CPUNote: "CPU is the whole machine's busy time during each iperf3 run (iperf3, the tunnel agents, softirq, " +
-			"and anything else running), in cores; per Gbit/s it is core-seconds per gigabit.",
+		Rounds:      cfg.Rounds,
+		CPUNote: "CPU is what the run's processes used (iperf3 client and server, both agents; user and system time, " +
+			"which holds most of the kernel's forwarding work, though not what ksoftirqd does), in cores; " +
+			"per Gbit it is core-seconds per gigabit moved. Each row is the median of its rounds, host and pod runs taking turns.",
 		TopologyNote: "two hosts (network namespaces) on one Linux bridge, joined by veth pairs with MTU 1500; " +
 			"pods on a node bridge behind a veth pair each; each mode builds its own topology and measures " +
 			"host-to-host there first",
@@ -228,23 +240,27 @@ func runNetMode(ctx context.Context, cfg NetConfig, iperf, mode string) (_ []Net
 	log.Info("topology up", "hosts", len(topo.hosts), "mtu", agents[0].ready.Attrs.MTU)
 
 	h1, h2 := topo.hosts[0], topo.hosts[1]
-	under, err := measurePath(ctx, cfg, iperf, h1.netns, h2.netns, h2.addr)
-	if err != nil {
-		return nil, fmt.Errorf("host to host: %w", err)
-	}
-	under.Mode, under.Path, under.MTU = mode, "host-to-host", 1500
-	log.Info("host to host", "gbps", under.Gbps, "rrP50us", under.RRP50Us)
 	p1, p2 := agents[0].ready.Pod, agents[1].ready.Pod
-	pod, err := measurePath(ctx, cfg, iperf, p1.Netns, p2.Netns, p2.IP.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("pod to pod: %w", err)
+	hostPath := netPath{from: h1.netns, to: h2.netns, addr: h2.addr}
+	podPath := netPath{from: p1.Netns, to: p2.Netns, addr: p2.IP.Addr()}
+	var pids []int
+	for _, a := range agents {
+		pids = append(pids, a.cmd.Process.Pid)
 	}
+	// Host and pod runs alternate, round after round, so that load from
+	// elsewhere on the machine falls on both alike; each row is the
+	// median of its rounds.
+	rows, err := measurePaths(ctx, cfg, iperf, pids, hostPath, podPath)
+	if err != nil {
+		return nil, err
+	}
+	under, pod := rows[0], rows[1]
+	under.Mode, under.Path, under.MTU = mode, "host-to-host", 1500
 	pod.Mode, pod.Path, pod.MTU = mode, "pod-to-pod", agents[0].ready.Attrs.MTU
-	pod.ThroughputRatio = Ratio(pod.Gbps, under.Gbps)
-	pod.LatencyP50Ratio = Ratio(pod.RRP50Us, under.RRP50Us)
-	pod.LatencyP99Ratio = Ratio(pod.RRP99Us, under.RRP99Us)
+	ratios(&pod, under)
+	log.Info("host to host", "gbps", under.Gbps, "rrP50us", under.RRP50Us)
 	log.Info("pod to pod", "gbps", pod.Gbps, "rrP50us", pod.RRP50Us)
-	rows := []NetRow{under, pod}
+	out := []NetRow{under, pod}
 	if cfg.PerPacketRow {
 		// The userspace tunnel's outer packets cannot use segmentation
 		// offload, so its ceiling is the underlay moving one MTU-sized
@@ -252,18 +268,87 @@ func runNetMode(ctx context.Context, cfg NetConfig, iperf, mode string) (_ []Net
 		if err := underlayOffloads(ctx, topo, false); err != nil {
 			return nil, err
 		}
-		pp, err := measurePath(ctx, cfg, iperf, h1.netns, h2.netns, h2.addr)
+		pp, err := measurePaths(ctx, cfg, iperf, pids, hostPath)
 		if err != nil {
 			return nil, fmt.Errorf("host to host without offloads: %w", err)
 		}
-		pp.Mode, pp.Path, pp.MTU = mode, "host-to-host-no-offloads", 1500
-		pp.ThroughputRatio = Ratio(pp.Gbps, under.Gbps)
-		pp.LatencyP50Ratio = Ratio(pp.RRP50Us, under.RRP50Us)
-		pp.LatencyP99Ratio = Ratio(pp.RRP99Us, under.RRP99Us)
-		pod.ThroughputRatioPerPacket = Ratio(pod.Gbps, pp.Gbps)
-		rows = []NetRow{under, pod, pp}
+		row := pp[0]
+		row.Mode, row.Path, row.MTU = mode, "host-to-host-no-offloads", 1500
+		ratios(&row, under)
+		out[1].ThroughputRatioPerPacket = Ratio(pod.Gbps, row.Gbps)
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+func ratios(row *NetRow, base NetRow) {
+	row.ThroughputRatio = Ratio(row.Gbps, base.Gbps)
+	row.LatencyP50Ratio = Ratio(row.RRP50Us, base.RRP50Us)
+	row.LatencyP99Ratio = Ratio(row.RRP99Us, base.RRP99Us)
+}
+
+type netPath struct {
+	from, to string // namespaces
+	addr     netip.Addr
+}
+
+// measurePaths measures each path cfg.Rounds times, the paths taking
+// turns, and returns one row per path: median throughput and CPU, and
+// request/response latency over all rounds' samples.
+func measurePaths(ctx context.Context, cfg NetConfig, iperf string, pids []int, paths ...netPath) ([]NetRow, error) {
+	rows := make([]NetRow, len(paths))
+	gbps := make([][]float64, len(paths))
+	cpu := make([][]float64, len(paths))
+	retrans := make([]int, len(paths))
+	rr := make([][]time.Duration, len(paths))
+	rrCount := make([]int, len(paths))
+	for range cfg.Rounds {
+		for i, p := range paths {
+			res, err := runIperf(ctx, iperf, p.from, p.to, p.addr, cfg.Duration, pids)
+			if err != nil {
+				return nil, err
+			}
+			gbps[i] = append(gbps[i], res.gbps)
+			cpu[i] = append(cpu[i], res.cpuSeconds)
+			retrans[i] += res.retransmits
+		}
+		for i, p := range paths {
+			samples, err := runRR(ctx, p.from, p.to, p.addr, cfg.RRDuration/time.Duration(cfg.Rounds), cfg.RRSize)
+			if err != nil {
+				return nil, err
+			}
+			rr[i] = append(rr[i], samples...)
+			rrCount[i] += len(samples)
+		}
+	}
+	for i := range paths {
+		r := &rows[i]
+		r.Gbps = median(gbps[i])
+		r.Rounds = gbps[i]
+		r.Retransmits = retrans[i]
+		secs := median(cpu[i])
+		r.CPUCores = secs / cfg.Duration.Seconds()
+		if r.Gbps > 0 {
+			r.CPUPerGbps = secs / (r.Gbps * cfg.Duration.Seconds())
+		}
+		l := Summarize(rr[i])
+		r.RRPerSec = float64(rrCount[i]) / cfg.RRDuration.Seconds()
+		r.RRP50Us = float64(l.P50) / float64(time.Microsecond)
+		r.RRP99Us = float64(l.P99) / float64(time.Microsecond)
 	}
 	return rows, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // underlayOffloads turns segmentation and receive offloads of every
@@ -361,37 +446,18 @@ func tail(path string) string {
 	return string(b)
 }
 
-// measurePath runs iperf3 and the request/response test from the
-// namespace from to the server at addr in namespace to.
-func measurePath(ctx context.Context, cfg NetConfig, iperf, from, to string, addr netip.Addr) (NetRow, error) {
-	var row NetRow
-	res, err := runIperf(ctx, iperf, from, to, addr, cfg.Duration)
-	if err != nil {
-		return row, err
-	}
-	row.Gbps, row.Retransmits, row.CPUCores = res.gbps, res.retransmits, res.cores
-	if row.Gbps > 0 {
-		row.CPUPerGbps = row.CPUCores / row.Gbps
-	}
-	rr, err := runRR(ctx, from, to, addr, cfg.RRDuration, cfg.RRSize)
-	if err != nil {
-		return row, err
-	}
-	row.RRPerSec = float64(rr.Count) / cfg.RRDuration.Seconds()
-	row.RRP50Us = float64(rr.P50) / float64(time.Microsecond)
-	row.RRP99Us = float64(rr.P99) / float64(time.Microsecond)
-	return row, nil
-}
-
 type iperfResult struct {
 	gbps        float64
 	retransmits int
-	cores       float64
+	// cpuSeconds is the CPU the run's processes used: the iperf3 client
+	// and server and both agents, user and system time (the kernel's
+	// forwarding work mostly runs in their system calls).
+	cpuSeconds float64
 }
 
 const iperfPort = 5201
 
-func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d time.Duration) (iperfResult, error) {
+func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d time.Duration, agents []int) (res iperfResult, err error) {
 	srv := exec.CommandContext(ctx, iperf, "-s", "-1", "--forceflush", "-B", addr.String(), "-p", strconv.Itoa(iperfPort))
 	out, err := srv.StdoutPipe()
 	if err != nil {
@@ -401,9 +467,12 @@ func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d ti
 	if err := startInNetns(to, srv); err != nil {
 		return iperfResult{}, fmt.Errorf("iperf3 server: %w", err)
 	}
+	srvDone := false
 	defer func() {
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
+		if !srvDone {
+			_ = srv.Process.Kill()
+			_ = srv.Wait()
+		}
 	}()
 	// The server says when it listens; the client starts then, not after
 	// a guessed delay.
@@ -422,7 +491,7 @@ func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d ti
 	cli := exec.CommandContext(ctx, iperf, "-c", addr.String(), "-p", strconv.Itoa(iperfPort),
 		"-t", strconv.Itoa(int(d.Seconds())), "-O", "1", "-J")
 	cli.Stdout, cli.Stderr = &stdout, &stderr
-	before, err := readCPUStat()
+	before, err := pidsCPU(agents)
 	if err != nil {
 		return iperfResult{}, err
 	}
@@ -430,18 +499,26 @@ func runIperf(ctx context.Context, iperf, from, to string, addr netip.Addr, d ti
 		return iperfResult{}, fmt.Errorf("iperf3 client: %w", err)
 	}
 	werr := cli.Wait()
-	after, err := readCPUStat()
+	after, err := pidsCPU(agents)
 	if err != nil {
 		return iperfResult{}, err
 	}
 	if werr != nil {
 		return iperfResult{}, fmt.Errorf("iperf3 client: %w: %s%s", werr, stderr.String(), firstLine(stdout.String()))
 	}
-	res, err := parseIperf(stdout.Bytes())
+	// The one-off server exits after its client; its CPU is known then.
+	serr := srv.Wait()
+	srvDone = true
+	if serr != nil {
+		return iperfResult{}, fmt.Errorf("iperf3 server: %w", serr)
+	}
+	res, err = parseIperf(stdout.Bytes())
 	if err != nil {
 		return iperfResult{}, err
 	}
-	res.cores = after.busyCores(before)
+	used := after - before + cli.ProcessState.UserTime() + cli.ProcessState.SystemTime() +
+		srv.ProcessState.UserTime() + srv.ProcessState.SystemTime()
+	res.cpuSeconds = used.Seconds()
 	return res, nil
 }
 
@@ -471,55 +548,26 @@ func parseIperf(b []byte) (iperfResult, error) {
 	return iperfResult{gbps: doc.End.SumReceived.BitsPerSecond / 1e9, retransmits: doc.End.SumSent.Retransmits}, nil
 }
 
-// cpuStat is the first line of /proc/stat: jiffies of all CPUs together.
-type cpuStat struct {
-	busy, total uint64
-}
-
-func readCPUStat() (cpuStat, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return cpuStat{}, err
-	}
-	return parseCPUStat(string(b))
-}
-
-func parseCPUStat(s string) (cpuStat, error) {
-	line, _, _ := strings.Cut(s, "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return cpuStat{}, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
-	}
-	var c cpuStat
-	for i, v := range f[1:] {
-		n, err := strconv.ParseUint(v, 10, 64)
+// pidsCPU is the CPU time the processes have used so far.
+func pidsCPU(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			return cpuStat{}, fmt.Errorf("/proc/stat: %w", err)
+			return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
 		}
-		// Fields: user nice system idle iowait irq softirq steal guest
-		// guest_nice; guest time is already counted in user.
-		if i >= 8 {
-			break
+		d, err := parseStatCPU(string(stat))
+		if err != nil {
+			return 0, err
 		}
-		c.total += n
-		if i != 3 && i != 4 {
-			c.busy += n
-		}
+		total += d
 	}
-	return c, nil
-}
-
-func (c cpuStat) busyCores(before cpuStat) float64 {
-	dt := c.total - before.total
-	if dt == 0 {
-		return 0
-	}
-	return float64(c.busy-before.busy) / float64(dt) * float64(runtime.NumCPU())
+	return total, nil
 }
 
 // runRR is a netperf TCP_RR: one connection, size bytes each way, back
 // to back, for d.
-func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duration, size int) (Latency, error) {
+func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duration, size int) ([]time.Duration, error) {
 	var ln net.Listener
 	err := inNetns(to, func() error {
 		var err error
@@ -527,7 +575,7 @@ func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duratio
 		return err
 	})
 	if err != nil {
-		return Latency{}, fmt.Errorf("rr server: %w", err)
+		return nil, fmt.Errorf("rr server: %w", err)
 	}
 	defer ln.Close()
 	go func() {
@@ -553,7 +601,7 @@ func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duratio
 		return err
 	})
 	if err != nil {
-		return Latency{}, fmt.Errorf("rr client: %w", err)
+		return nil, fmt.Errorf("rr client: %w", err)
 	}
 	defer c.Close()
 	req := bytes.Repeat([]byte{'r'}, size)
@@ -563,25 +611,25 @@ func runRR(ctx context.Context, from, to string, addr netip.Addr, d time.Duratio
 	_ = c.SetDeadline(end.Add(10 * time.Second))
 	for time.Now().Before(end) {
 		if err := ctx.Err(); err != nil {
-			return Latency{}, err
+			return nil, err
 		}
 		t0 := time.Now()
 		if _, err := c.Write(req); err != nil {
-			return Latency{}, fmt.Errorf("rr: %w", err)
+			return nil, fmt.Errorf("rr: %w", err)
 		}
 		if _, err := io.ReadFull(c, resp); err != nil {
-			return Latency{}, fmt.Errorf("rr: %w", err)
+			return nil, fmt.Errorf("rr: %w", err)
 		}
 		samples = append(samples, time.Since(t0))
 	}
-	return Summarize(samples), nil
+	return samples, nil
 }
 
 // Markdown renders the report as the table docs/benchmarks.md carries.
 func (r *NetReport) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Pod network, `barge bench net` (%s, %d CPUs, kernel %s, %s; iperf3 %gs per row, request/response %d bytes for %gs):\n\n",
-		r.Machine.CPUModel, r.Machine.CPUs, r.Machine.Kernel, r.IPerf3, r.DurationS, r.RRSize, r.RRDurationS)
+	fmt.Fprintf(&b, "Pod network, `barge bench net` (%s, %d CPUs, kernel %s, %s; iperf3 %gs × %d rounds per row, request/response %d bytes for %gs per row):\n\n",
+		r.Machine.CPUModel, r.Machine.CPUs, r.Machine.Kernel, r.IPerf3, r.DurationS, r.Rounds, r.RRSize, r.RRDurationS)
 	b.WriteString("| topology | path | MTU | Gbit/s | × host | goal | CPU cores | CPU s/Gbit | RR/s | RR p50 µs | RR p99 µs | p50 × host | p99 × host |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -23,27 +22,20 @@ func TestParseIperf(t *testing.T) {
 	}
 }
 
-func TestParseCPUStat(t *testing.T) {
-	a, err := parseCPUStat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseCPUStat("cpu  200 0 100 850 50 0 0 0 0 0\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 150 busy of 200 jiffies: three quarters of every CPU.
-	if got, want := b.busyCores(a)/float64(runtime.NumCPU()), 0.75; got != want {
-		t.Fatalf("busy fraction %v, want %v", got, want)
-	}
-	if _, err := parseCPUStat("intr 1 2 3\n"); err == nil {
-		t.Fatal("accepted a stat without the cpu line")
+func TestMedian(t *testing.T) {
+	for _, tt := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
 
 func TestNetMarkdown(t *testing.T) {
 	r := &NetReport{
-		DurationS: 10, RRDurationS: 5, RRSize: 64,
+		DurationS: 10, RRDurationS: 5, RRSize: 64, Rounds: 3,
 		ThroughputGoal: map[string]float64{"vxlan": 0.9}, LatencyGoal: 1.2,
 		Rows: []NetRow{
 			{Mode: "vxlan", Path: "host-to-host", MTU: 1500, Gbps: 10, RRP50Us: 20},

@@ -23,6 +23,7 @@ func newBenchNetCmd() *cobra.Command {
 		quick            bool
 		profileDir       string
 		perPacket        bool
+		rounds           int
 	)
 	cmd := &cobra.Command{
 		Use:   "net",
@@ -30,8 +31,9 @@ func newBenchNetCmd() *cobra.Command {
 		Long: `Build two hosts out of network namespaces on one bridge (root needed), run an
 agent in each with one pod, and measure with iperf3 (TCP throughput) and a
 request/response test (one connection, back-to-back round trips) host to
-host over the underlay and pod to pod over each overlay, in one run. CPU is
-the whole machine's busy time during each iperf3 run, per Gbit/s.
+host over the underlay and pod to pod over each overlay, in one run, host
+and pod runs taking turns for --rounds rounds. CPU is what iperf3 and the
+agents used, per Gbit/s moved.
 Prints a markdown table; --json keeps every figure. Everything the run makes
 is removed at the end, on error and on Ctrl-C.`,
 		Example: `  barge bench net --quick
@@ -58,7 +60,7 @@ is removed at the end, on error and on Ctrl-C.`,
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			rep, err := bench.RunNet(ctx, bench.NetConfig{
-				Barge: exe, Modes: modes, Duration: duration, RRDuration: rrDur, RRSize: rrSize, Dir: dir, ProfileDir: profileDir, PerPacketRow: perPacket, Logger: log,
+				Barge: exe, Modes: modes, Duration: duration, RRDuration: rrDur, RRSize: rrSize, Dir: dir, ProfileDir: profileDir, PerPacketRow: perPacket, Rounds: rounds, Logger: log,
 			})
 			if err != nil {
 				return fmt.Errorf("%w (agent logs in %s)", err, dir)
@@ -89,6 +91,7 @@ is removed at the end, on error and on Ctrl-C.`,
 	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of each iperf3 run")
 	cmd.Flags().DurationVar(&rrDur, "rr-duration", 5*time.Second, "length of each request/response run")
 	cmd.Flags().IntVar(&rrSize, "rr-size", 64, "request and response size in bytes")
+	cmd.Flags().IntVar(&rounds, "rounds", 3, "times each path is measured, host and pod runs taking turns (rows are medians)")
 	cmd.Flags().StringVar(&profileDir, "cpuprofile-dir", "", "write a Go CPU profile of each host's agent into this directory")
 	cmd.Flags().BoolVar(&perPacket, "no-offload-row", true, "also measure host to host with the underlay's offloads off (needs ethtool): the ceiling of the userspace IPIP tunnel")
 	cmd.Flags().BoolVar(&quick, "quick", false, "3 s iperf3 and 2 s request/response runs")
