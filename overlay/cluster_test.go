@@ -1,11 +1,11 @@
 package overlay_test
 
 import (
-	"os"
-	"sync"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/barge-dev/barge/overlay"

@@ -323,9 +323,10 @@ func (b *Backend) SetPeers(ctx context.Context, peers []overlay.Peer) error {
 		return err
 	}
 	if b.tun != nil {
-		// The table goes first when peers are added (so replies are
-		// accepted as soon as routes send), routes first when removed:
-		// both happen below, the table update being atomic.
+		// The table is swapped before routes change: a new peer's
+		// replies are accepted as soon as its route sends to it, and
+		// packets still routed to a removed peer until its route goes
+		// are dropped (TxNoPeer).
 		table := map[netip.Addr]netip.Prefix{}
 		for _, p := range kept {
 			table[p.UnderlayIP] = p.PodCIDR
