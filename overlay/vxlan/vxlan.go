@@ -57,9 +57,12 @@ const (
 	OffloadOff  Offload = "off"
 )
 
-// FixedKernel is the first kernel version whose VXLAN tx checksum
-// offload survives NAT.
-var FixedKernel = [2]int{5, 7}
+// The first kernel version whose VXLAN tx checksum offload survives
+// NAT.
+const (
+	fixedMajor = 5
+	fixedMinor = 7
+)
 
 // txChecksumWanted resolves an Offload against the running kernel.
 func txChecksumWanted(o Offload, release string) (bool, error) {
@@ -74,7 +77,7 @@ func txChecksumWanted(o Offload, release string) (bool, error) {
 			// An unreadable version gets the safe setting.
 			return false, nil
 		}
-		return major > FixedKernel[0] || major == FixedKernel[0] && minor >= FixedKernel[1], nil
+		return major > fixedMajor || major == fixedMajor && minor >= fixedMinor, nil
 	}
 	return false, fmt.Errorf("vxlan: tx checksum offload %q: want on, off or empty for auto", o)
 }
