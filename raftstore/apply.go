@@ -16,8 +16,9 @@ import (
 // raft.ApplyFuture.Response.
 type applyResult struct {
 	resp proto.Message
-	rev  int64 // store revision after the entry
-	err  error // an rpctypes gRPC error, passed to the client as is
+	rev  int64  // store revision after the entry
+	err  error  // an rpctypes gRPC error, passed to the client as is
+	term uint64 // of a no-op: the term of the entry, for the new leader
 }
 
 // applier executes one decoded request against the store. Every peer runs

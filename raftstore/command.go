@@ -1,9 +1,11 @@
 package raftstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
+	"github.com/barge-dev/barge/raftstore/peer"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -16,14 +18,18 @@ const (
 
 	kindRequest byte = 1 // body: etcdserverpb.InternalRaftRequest
 	kindNoop    byte = 2 // no body: marks an index every FSM applies
+	// kindFenced: an 8-byte big-endian Raft term, then an
+	// InternalRaftRequest the FSM applies only from an entry of that term.
+	kindFenced byte = 3
 )
 
 // ErrBadCommand is returned for a log entry this version cannot decode.
 var ErrBadCommand = errors.New("raftstore: malformed raft command")
 
 type command struct {
-	kind byte
-	req  *pb.InternalRaftRequest
+	kind  byte
+	req   *pb.InternalRaftRequest
+	fence uint64 // kindFenced: the term the request must be applied in
 }
 
 func encodeRequest(req *pb.InternalRaftRequest) ([]byte, error) {
@@ -33,6 +39,21 @@ func encodeRequest(req *pb.InternalRaftRequest) ([]byte, error) {
 	}
 	buf := make([]byte, 2, 2+len(body))
 	buf[0], buf[1] = commandFormat, kindRequest
+	return append(buf, body...), nil
+}
+
+// encodeProposal encodes a request, fenced to its term if it has one.
+func encodeProposal(p peer.Proposal) ([]byte, error) {
+	if p.Fence == 0 {
+		return encodeRequest(p.Req)
+	}
+	body, err := proto.Marshal(p.Req)
+	if err != nil {
+		return nil, fmt.Errorf("encode raft command: %w", err)
+	}
+	buf := make([]byte, 10, 10+len(body))
+	buf[0], buf[1] = commandFormat, kindFenced
+	binary.BigEndian.PutUint64(buf[2:], p.Fence)
 	return append(buf, body...), nil
 }
 
@@ -57,6 +78,19 @@ func decodeCommand(data []byte) (command, error) {
 			return command{}, fmt.Errorf("%w: %w", ErrBadCommand, err)
 		}
 		return command{kind: kindRequest, req: req}, nil
+	case kindFenced:
+		if len(data) < 10 {
+			return command{}, fmt.Errorf("%w: fenced request of %d bytes, need at least 10", ErrBadCommand, len(data))
+		}
+		fence := binary.BigEndian.Uint64(data[2:10])
+		if fence == 0 {
+			return command{}, fmt.Errorf("%w: fenced request with term 0", ErrBadCommand)
+		}
+		req := &pb.InternalRaftRequest{}
+		if err := proto.Unmarshal(data[10:], req); err != nil {
+			return command{}, fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		return command{kind: kindRequest, req: req, fence: fence}, nil
 	default:
 		return command{}, fmt.Errorf("%w: unknown kind %d", ErrBadCommand, data[1])
 	}

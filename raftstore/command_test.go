@@ -89,6 +89,6 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		// Whatever decodes must apply without panicking.
 		f := newFSM(discardLogger(), 2, watchConfigForTest())
-		f.applyData(data)
+		f.applyData(data, 1)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/barge-dev/barge/raftstore/peer"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 )
@@ -44,14 +43,14 @@ const (
 // proposal is one write on its way to the log.
 type proposal struct {
 	ctx  context.Context
-	req  *pb.InternalRaftRequest
+	p    peer.Proposal
 	size int
 	cli  *peer.Client      // the leader to forward to; nil on the leader
 	done chan applyOutcome // buffered: the batch never blocks on a caller
 }
 
-func newProposal(ctx context.Context, cli *peer.Client, req *pb.InternalRaftRequest) *proposal {
-	return &proposal{ctx: ctx, req: req, size: proto.Size(req), cli: cli, done: make(chan applyOutcome, 1)}
+func newProposal(ctx context.Context, cli *peer.Client, p peer.Proposal) *proposal {
+	return &proposal{ctx: ctx, p: p, size: proto.Size(p.Req), cli: cli, done: make(chan applyOutcome, 1)}
 }
 
 // batcher gathers proposals into batches and hands each to process, with
@@ -67,13 +66,13 @@ func newBatcher(inFlight int, process func([]*proposal)) *batcher {
 }
 
 // submit queues one proposal and waits for its outcome or for ctx to end.
-func (b *batcher) submit(ctx context.Context, cli *peer.Client, req *pb.InternalRaftRequest) applyOutcome {
-	return b.submitAll(ctx, cli, []*pb.InternalRaftRequest{req})[0]
+func (b *batcher) submit(ctx context.Context, cli *peer.Client, p peer.Proposal) applyOutcome {
+	return b.submitAll(ctx, cli, []peer.Proposal{p})[0]
 }
 
 // submitAll queues every request before waiting for any, so that they can
 // share a batch.
-func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []*pb.InternalRaftRequest) []applyOutcome {
+func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []peer.Proposal) []applyOutcome {
 	if out, ok := b.direct(ctx, cli, reqs); ok {
 		return out
 	}
@@ -103,7 +102,7 @@ func (b *batcher) submitAll(ctx context.Context, cli *peer.Client, reqs []*pb.In
 // join, and two goroutine hand-offs are a measurable part of an idle
 // cluster's write latency. It reports false, having done nothing, when
 // the requests must queue.
-func (b *batcher) direct(ctx context.Context, cli *peer.Client, reqs []*pb.InternalRaftRequest) ([]applyOutcome, bool) {
+func (b *batcher) direct(ctx context.Context, cli *peer.Client, reqs []peer.Proposal) ([]applyOutcome, bool) {
 	if len(b.in) > 0 {
 		return nil, false
 	}
@@ -195,19 +194,19 @@ func allWithContext(batch []*proposal, ctx context.Context) bool {
 	return true
 }
 
-func requestsOf(batch []*proposal) []*pb.InternalRaftRequest {
-	reqs := make([]*pb.InternalRaftRequest, len(batch))
+func proposalsOf(batch []*proposal) []peer.Proposal {
+	ps := make([]peer.Proposal, len(batch))
 	for i, p := range batch {
-		reqs[i] = p.req
+		ps[i] = p.p
 	}
-	return reqs
+	return ps
 }
 
 // appendBatch is the leader's process: append the batch here.
 func (s *Server) appendBatch(batch []*proposal) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	outs := s.applyLocalAll(ctx, requestsOf(batch))
+	outs := s.applyLocalAll(ctx, proposalsOf(batch))
 	for i, p := range batch {
 		p.done <- outs[i]
 	}
@@ -219,7 +218,7 @@ func (s *Server) appendBatch(batch []*proposal) {
 func forwardBatch(batch []*proposal) {
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	rs, err := batch[0].cli.ProposeBatch(ctx, requestsOf(batch))
+	rs, err := batch[0].cli.ProposeBatch(ctx, proposalsOf(batch))
 	for i, p := range batch {
 		switch {
 		case err != nil:

@@ -24,8 +24,8 @@ func echoProcess(seen chan<- []*proposal, release <-chan struct{}) func([]*propo
 	}
 }
 
-func putReq(i int) *pb.InternalRaftRequest {
-	return &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: fmt.Appendf(nil, "k%d", i)}}
+func putReq(i int) peer.Proposal {
+	return peer.Proposal{Req: &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: fmt.Appendf(nil, "k%d", i)}}}
 }
 
 // TestBatcherGathersWhileBusy: a lone proposal goes at once; those that
@@ -55,7 +55,7 @@ func TestBatcherGathersWhileBusy(t *testing.T) {
 	}
 	for i, p := range batch {
 		if p != rest[i] {
-			t.Errorf("proposal %d of the batch is %s, want %s", i, p.req.Put.Key, rest[i].req.Put.Key)
+			t.Errorf("proposal %d of the batch is %s, want %s", i, p.p.Req.Put.Key, rest[i].p.Req.Put.Key)
 		}
 	}
 	release <- struct{}{}
@@ -117,7 +117,7 @@ func TestBatcherDirectWhenIdle(t *testing.T) {
 	seen, release := make(chan []*proposal, 4), make(chan struct{})
 	close(release)
 	b := newBatcher(1, echoProcess(seen, release)) // run is never started
-	outs := b.submitAll(ctx, nil, []*pb.InternalRaftRequest{putReq(0), putReq(1)})
+	outs := b.submitAll(ctx, nil, []peer.Proposal{putReq(0), putReq(1)})
 	for i, out := range outs {
 		if out.err != nil || out.res.resp.(*pb.PutResponse).Header.Revision != 2 {
 			t.Errorf("outcome %d: %+v", i, out)

@@ -72,7 +72,7 @@ func newFSM(logger *slog.Logger, minLeaseTTL int64, hubCfg watch.Config) *fsm {
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
 	defer observeSince(f.applyObs, time.Now())
-	res := f.applyData(l.Data)
+	res := f.applyData(l.Data, l.Term)
 	f.markApplied(l.Index)
 	if n := f.logBytes.Add(int64(len(l.Data))); f.logBytesLimit > 0 && n >= f.logBytesLimit {
 		select {
@@ -83,7 +83,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return res
 }
 
-func (f *fsm) applyData(data []byte) applyResult {
+// applyData applies one entry of the given term.
+func (f *fsm) applyData(data []byte, term uint64) applyResult {
 	cmd, err := decodeCommand(data)
 	if err != nil {
 		// A peer that cannot read an entry must not guess; it reports the
@@ -93,7 +94,11 @@ func (f *fsm) applyData(data []byte) applyResult {
 	}
 	switch cmd.kind {
 	case kindNoop:
-		return applyResult{rev: f.store.Rev()}
+		return applyResult{rev: f.store.Rev(), term: term}
+	}
+	if cmd.fence != 0 && cmd.fence != term {
+		// Every peer sees the same entry term, so every peer rejects it.
+		return applyResult{rev: f.store.Rev(), err: errFenced(cmd.fence, term)}
 	}
 	req := cmd.req
 	if req.ClusterMemberAttrSet != nil {

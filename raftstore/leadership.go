@@ -169,20 +169,23 @@ func (s *Server) endTerm() {
 // of earlier terms is applied here, then takes up the leader's duties.
 func (s *Server) leadTerm(t *leaderTerm) {
 	start := time.Now()
-	if err := s.raft.Apply(encodeNoop(), 0).Error(); err != nil {
+	f := s.raft.Apply(encodeNoop(), 0)
+	if err := f.Error(); err != nil {
 		s.logger.Warn("leadership ended before the first commit", "err", err)
 		return
 	}
+	res, _ := f.Response().(applyResult)
 	s.termMu.Lock()
 	if t.ctx.Err() != nil {
 		s.termMu.Unlock()
 		return
 	}
 	s.fsm.lessor.Promote()
+	t.raftTerm = res.term
 	close(t.ready)
 	s.termMu.Unlock()
 	s.leaderWatch.bump()
-	s.logger.Info("became leader", "ready_after", time.Since(start))
+	s.logger.Info("became leader", "term", res.term, "ready_after", time.Since(start))
 	s.goFn(func() { s.expireLeases(t.ctx) })
 	s.goFn(func() { s.runCompactor(t.ctx) })
 }

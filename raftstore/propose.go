@@ -24,6 +24,10 @@ const defaultRequestTimeout = 10 * time.Second
 // follower forwards to the leader; if leadership moves before the entry
 // is appended anywhere, the request is retried on the new leader.
 func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (proto.Message, error) {
+	prop, err := newFencedProposal(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
@@ -33,7 +37,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 	// fate is unknown) from one applied with an etcd error of its own.
 	failed := false
 	resp, err := withLeader(ctx, s, func(ctx context.Context) (proto.Message, error) {
-		out := s.proposer.submit(ctx, nil, req)
+		out := s.proposer.submit(ctx, nil, prop)
 		if out.err != nil {
 			failed = true
 			return nil, out.err
@@ -42,7 +46,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (prot
 		return out.res.resp, out.res.err
 	}, func(ctx context.Context, c *peer.Client) (proto.Message, error) {
 		s.metrics.proposalsForwarded.Inc()
-		out := s.forwarder.submit(ctx, c, req)
+		out := s.forwarder.submit(ctx, c, prop)
 		// The leader sends an applied request's own error as a result
 		// error too; only the transport's and Raft's count as failures.
 		failed = out.err != nil && !isEtcdResultError(out.err)
@@ -148,7 +152,7 @@ type applyOutcome struct {
 // applyLocalAll appends every request on this peer, which must lead, in
 // order and without waiting in between, so Raft can put them in one batch
 // (BatchApplyCh), then waits for each to apply here.
-func (s *Server) applyLocalAll(ctx context.Context, reqs []*pb.InternalRaftRequest) []applyOutcome {
+func (s *Server) applyLocalAll(ctx context.Context, reqs []peer.Proposal) []applyOutcome {
 	out := make([]applyOutcome, len(reqs))
 	timeout := defaultRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -159,7 +163,7 @@ func (s *Server) applyLocalAll(ctx context.Context, reqs []*pb.InternalRaftReque
 	start := time.Now()
 	futures := make([]raft.ApplyFuture, len(reqs))
 	for i, req := range reqs {
-		data, err := encodeRequest(req)
+		data, err := encodeProposal(req)
 		if err != nil {
 			out[i].err = err
 			continue
@@ -231,7 +235,7 @@ func toGRPC(err error) error {
 // leaderService is what this peer serves to followers while it leads.
 type leaderService struct{ s *Server }
 
-func (l *leaderService) ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]peer.Result, error) {
+func (l *leaderService) ProposeBatch(ctx context.Context, reqs []peer.Proposal) ([]peer.Result, error) {
 	if l.s.raft.State() != raft.Leader {
 		return nil, rpctypes.ErrGRPCNotLeader
 	}

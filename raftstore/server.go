@@ -72,6 +72,9 @@ type leaderTerm struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ready  chan struct{} // closed once every earlier entry is applied here
+	// raftTerm is the Raft term of the leadership, from its first entry;
+	// set before ready closes.
+	raftTerm uint64
 }
 
 // Start opens the data directory, starts Raft and serves the peer and
@@ -432,15 +435,23 @@ func (s *Server) LeaderChange() <-chan struct{} { return s.leaderWatch.next() }
 // ReadyLeader reports whether this peer leads and has applied every
 // earlier entry, i.e. serves leader-only requests without waiting.
 func (s *Server) ReadyLeader() bool {
+	_, ok := s.LeaderTerm()
+	return ok
+}
+
+// LeaderTerm returns the Raft term this peer's current leadership began
+// in, once it leads and has applied every earlier entry. Writes fenced to
+// it (FenceMetadataKey) land only while that leadership lasts.
+func (s *Server) LeaderTerm() (uint64, bool) {
 	t := s.term.Load()
 	if t == nil {
-		return false
+		return 0, false
 	}
 	select {
 	case <-t.ready:
-		return true
+		return t.raftTerm, true
 	default:
-		return false
+		return 0, false
 	}
 }
 

@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newGossipCmd(),
 		newImageCmd(),
+		newHollowCmd(),
 	)
 	return root
 }

@@ -138,7 +138,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 			}
 			var cp *plane.Plane
 			if apiAddr != "" {
-				cp, err = plane.Start(api, lead)
+				cp, err = plane.Start(api, lead, plane.Options{})
 				if err != nil {
 					if srv != nil {
 						srv.Stop()

@@ -11,7 +11,7 @@ import (
 )
 
 func TestSmoke(t *testing.T) {
-	c := apitest.New(t, 1)
+	c := apitest.New(t, 1, apiOnly())
 	cs := c.Client(0)
 	ctx := c.Ctx()
 	ns, err := cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})

@@ -72,7 +72,7 @@ func runShared(t *testing.T, c *apitest.Cluster, tests []clusterTest) {
 // TestObjects checks object semantics on one single-peer cluster, each part
 // in a namespace of its own.
 func TestObjects(t *testing.T) {
-	runShared(t, apitest.New(t, 1), []clusterTest{
+	runShared(t, apitest.New(t, 1, apiOnly()), []clusterTest{
 		{"CRUD", testCRUD},
 		{"Errors", testErrors},
 		{"Generation", testGeneration},

@@ -14,7 +14,7 @@ import (
 // one store watch per resource: a hundred kubectl --watch or informers
 // cost the store nothing more.
 func TestWatchFanOutUsesOneStoreWatchPerResource(t *testing.T) {
-	c := apitest.New(t, 1)
+	c := apitest.New(t, 1, apiOnly())
 	cs := c.Client(0)
 	ctx := c.Ctx()
 	store := c.Store.Members[0].Server

@@ -210,3 +210,7 @@ func storeDir(resource string) string {
 	}
 	return resource
 }
+
+// apiOnly keeps other writers (the scheduler, workload controllers) off
+// the objects these API tests create.
+func apiOnly() apitest.Options { return apitest.Options{Plane: apitest.APIOnly()} }

@@ -192,7 +192,7 @@ func moveLeaderOff(t *testing.T, ctx context.Context, c *apitest.Cluster, keep i
 // dies: without being restarted it keeps delivering events and converges
 // to exactly what the store holds.
 func TestInformerFailover(t *testing.T) {
-	c := apitest.New(t, 3)
+	c := apitest.New(t, 3, apiOnly())
 	ctx := boundedCtx(t, 120*time.Second)
 	const ns = "informed"
 	leader := c.Store.WaitLeader()

@@ -22,7 +22,7 @@ import (
 // TestListWatch checks list and watch semantics on one single-peer
 // cluster, each part in a namespace of its own.
 func TestListWatch(t *testing.T) {
-	runShared(t, apitest.New(t, 1), []clusterTest{
+	runShared(t, apitest.New(t, 1, apiOnly()), []clusterTest{
 		{"Selectors", testListSelectors},
 		{"Pagination", testListPagination},
 		{"Watch", testWatch},
@@ -293,7 +293,7 @@ func testListPagination(t *testing.T, c *apitest.Cluster) {
 // revisions they hold: an expired continue token and a watch from a
 // compacted resourceVersion are answered 410 Gone.
 func TestCompaction(t *testing.T) {
-	c := apitest.New(t, 1)
+	c := apitest.New(t, 1, apiOnly())
 	cs := c.Client(0)
 	ctx := boundedCtx(t, 55*time.Second)
 	const ns = "compaction"

@@ -108,6 +108,8 @@ func build(ctx context.Context, cfg Config, ln net.Listener) (*Server, error) {
 	config.KubeAPIs.ControlPlane.Generic.APIServerID = id
 	config.ApiExtensions.GenericConfig.APIServerID = id
 	config.Aggregator.GenericConfig.APIServerID = id
+	// The aggregator serves every request first; its chain is the outer one.
+	config.Aggregator.GenericConfig.BuildHandlerChainFunc = withFence(config.Aggregator.GenericConfig.BuildHandlerChainFunc)
 	done, err := config.Complete()
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)

@@ -33,7 +33,7 @@ type surface struct {
 
 func newSurface(t *testing.T, n int, opts ...apitest.Options) *surface {
 	t.Helper()
-	return &surface{t: t, c: apitest.New(t, n, opts...)}
+	return &surface{t: t, c: apitest.New(t, n, append(opts, apiOnly())...)}
 }
 
 // surfaceTokens are the static tokens of the shared surface cluster.

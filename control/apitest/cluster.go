@@ -17,7 +17,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
+	kubectrlmgrconfig "k8s.io/kubernetes/pkg/controller/apis/config"
+
 	"github.com/barge-dev/barge/control/apiserver"
+	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/plane"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/barge-dev/barge/raftstore/storetest"
@@ -38,12 +42,29 @@ type Cluster struct {
 	TokenFile string
 	// dying are API servers whose peer was killed, still shutting down.
 	dying sync.WaitGroup
+	opts  plane.Options
 }
 
 // Options adjust the harness.
 type Options struct {
 	// Tokens are static bearer tokens: token → "user,uid,group1|group2".
 	Tokens map[string]string
+	// Plane configures every server's leader-only components.
+	Plane plane.Options
+}
+
+// APIOnly runs only the controllers an API server's own behaviour rests
+// on (namespace deletion, default service accounts, kube-root-ca.crt, the
+// aggregated admin/edit/view roles) and no scheduler, so tests of the API
+// itself see no other writer touch their objects.
+func APIOnly() plane.Options {
+	return plane.Options{Controllers: controllers.Config{
+		NoScheduler: true,
+		Tune: func(cc *kubectrlmgrconfig.KubeControllerManagerConfiguration) {
+			cc.Generic.Controllers = []string{names.NamespaceController, names.ServiceAccountController,
+				names.RootCACertificatePublisherController, names.ClusterRoleAggregationController}
+		},
+	}}
 }
 
 // New starts n peers and their API servers and waits until every API
@@ -65,6 +86,7 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 		for token, rest := range o.Tokens {
 			lines += token + "," + rest + "\n"
 		}
+		c.opts = o.Plane // the last one given wins
 	}
 	if err := os.WriteFile(c.TokenFile, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,7 +127,7 @@ func (c *Cluster) StartAPI(i int) {
 		TokenFile:    c.TokenFile,
 		BargeVersion: "test",
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, m.Server)
+	}, m.Server, c.opts)
 	if err != nil {
 		c.t.Fatalf("API server %d: %v", i, err)
 	}

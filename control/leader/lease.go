@@ -88,11 +88,13 @@ func (l *LeaseElection) set(leading bool) {
 	l.changed = make(chan struct{})
 }
 
-// ReadyLeader reports whether this server holds the lease.
-func (l *LeaseElection) ReadyLeader() bool {
+// LeaderTerm reports whether this server holds the lease. A Lease has no
+// term the store could fence writes to, so the term is 0: unfenced, as in
+// Kubernetes.
+func (l *LeaseElection) LeaderTerm() (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.leading
+	return 0, l.leading
 }
 
 // LeaderChange returns a channel closed at the next change.

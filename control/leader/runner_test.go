@@ -12,15 +12,16 @@ import (
 type fakeLeadership struct {
 	mu      sync.Mutex
 	leader  bool
+	term    uint64
 	changed chan struct{}
 }
 
 func newFake() *fakeLeadership { return &fakeLeadership{changed: make(chan struct{})} }
 
-func (f *fakeLeadership) ReadyLeader() bool {
+func (f *fakeLeadership) LeaderTerm() (uint64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.leader
+	return f.term, f.leader
 }
 
 func (f *fakeLeadership) LeaderChange() <-chan struct{} {
@@ -32,6 +33,9 @@ func (f *fakeLeadership) LeaderChange() <-chan struct{} {
 func (f *fakeLeadership) set(leader bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if leader {
+		f.term++
+	}
 	f.leader = leader
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -44,7 +48,7 @@ func TestRunFollowsLeadership(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		Run(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c context.Context) {
+		Run(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c context.Context, _ uint64) {
 			started <- c
 			<-c.Done()
 			ended <- struct{}{}
@@ -65,4 +69,33 @@ func TestRunFollowsLeadership(t *testing.T) {
 	cancel()
 	<-ended
 	<-done
+}
+
+// TestRunRestartsOnANewTerm: leadership lost and won again between two
+// looks (a new term, no non-leader state seen) still stops the old
+// term's work before the new one starts.
+func TestRunRestartsOnANewTerm(t *testing.T) {
+	f := newFake()
+	type start struct {
+		ctx  context.Context
+		term uint64
+	}
+	started := make(chan start)
+	ended := make(chan uint64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Run(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c context.Context, term uint64) {
+		started <- start{c, term}
+		<-c.Done()
+		ended <- term
+	})
+	f.set(true)
+	first := <-started
+	f.set(true) // term 2 without a loss in between
+	if got := <-ended; got != first.term {
+		t.Fatalf("term %d ended, want %d", got, first.term)
+	}
+	if second := <-started; second.term != first.term+1 {
+		t.Fatalf("second work got term %d, want %d", second.term, first.term+1)
+	}
 }

@@ -3,17 +3,27 @@ package plane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/barge-dev/barge/control/apiserver"
 	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/leader"
-	"github.com/barge-dev/barge/raftstore/pki"
 )
+
+// Options adjust the leader-only components.
+type Options struct {
+	// Controllers configures the scheduler and controllers; Client and
+	// CertsDir are filled in from the API server's.
+	Controllers controllers.Config
+	// Unfenced sends the components' writes without their term. Only for
+	// the test that proves fencing matters.
+	Unfenced bool
+}
 
 // Plane is a started control plane.
 type Plane struct {
@@ -24,16 +34,13 @@ type Plane struct {
 }
 
 // Start builds the API server from cfg and runs it, together with the
-// controllers whenever lead says this peer leads. A nil lead (a cluster
-// on external etcd) means Kubernetes' Lease election decides.
-func Start(cfg apiserver.Config, lead leader.Leadership) (*Plane, error) {
+// scheduler and controllers whenever lead says this server leads. A nil
+// lead (a cluster on external etcd) means Kubernetes' Lease election
+// decides.
+func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
-	}
-	rootCA, err := os.ReadFile(filepath.Join(cfg.CertsDir, pki.CACertFile))
-	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	api, err := apiserver.New(ctx, cfg)
@@ -49,29 +56,67 @@ func Start(cfg apiserver.Config, lead leader.Leadership) (*Plane, error) {
 			return nil, err
 		}
 		lead = lease
-		goWG(&p.wg, func() { lease.Run(ctx) })
+		p.goFn(func() { lease.Run(ctx) })
 	}
-	goWG(&p.wg, func() {
+	ccfg := opts.Controllers
+	ccfg.Client = api.LoopbackConfig()
+	ccfg.CertsDir = cfg.CertsDir
+	ccfg.Logger = logger.With("component", "controllers")
+	informers, err := controllers.NewInformers(ctx, api.LoopbackConfig())
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p.goFn(func() {
 		if err := api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("API server stopped", "err", err)
 			p.err = err
 		}
 	})
-	goWG(&p.wg, func() {
-		leader.Run(ctx, lead, logger, func(ctx context.Context) {
-			err := controllers.Run(ctx, controllers.Config{Client: api.LoopbackConfig(), RootCA: rootCA, Logger: logger})
-			if err != nil {
-				logger.Error("controllers", "err", err)
+	p.goFn(func() {
+		if !waitReady(ctx, api) {
+			return
+		}
+		// Followers keep the leader's caches warm too: a server that wins
+		// starts its components on them at once.
+		if err := controllers.Warm(ctx, informers, ccfg); err != nil {
+			logger.Error("warming the controllers' caches", "err", err)
+		}
+		leader.Run(ctx, lead, logger, func(ctx context.Context, term uint64) {
+			if opts.Unfenced {
+				term = 0
 			}
+			start := time.Now()
+			b, err := controllers.Build(ctx, informers, ccfg, term)
+			if err != nil {
+				logger.Error("leader-only components", "term", term, "err", err)
+				return
+			}
+			logger.Info("leader-only components built", "term", term, "in", time.Since(start))
+			b.Run(ctx)
 		})
 	})
 	return p, nil
 }
 
-func goWG(wg *sync.WaitGroup, fn func()) {
-	wg.Add(1)
+// waitReady waits for the API server to answer /readyz: the components'
+// clients talk to it.
+func waitReady(ctx context.Context, api *apiserver.Server) bool {
+	client, err := kubernetes.NewForConfig(api.LoopbackConfig())
+	if err != nil {
+		return false
+	}
+	err = wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+	return err == nil
+}
+
+func (p *Plane) goFn(fn func()) {
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		fn()
 	}()
 }

@@ -70,14 +70,98 @@ func decodeItems[T proto.Message](b []byte, newItem func() T) ([]T, error) {
 	return out, nil
 }
 
-// EncodeRequests is the body of a ProposeBatch call.
-func EncodeRequests(reqs []*pb.InternalRaftRequest) (*wrapperspb.BytesValue, error) {
-	return encodeItems(reqs)
+// Proposal is one write of a batch and the Raft term it is fenced to:
+// the leader's FSM applies it only from a log entry of that term, so a
+// write sent by a leader of an earlier term can never land (0: any term).
+type Proposal struct {
+	Req   *pb.InternalRaftRequest
+	Fence uint64
 }
 
-// DecodeRequests reads the body of a ProposeBatch call.
-func DecodeRequests(b []byte) ([]*pb.InternalRaftRequest, error) {
-	return decodeItems(b, func() *pb.InternalRaftRequest { return &pb.InternalRaftRequest{} })
+// batchFenceField holds the proposals' fences, packed, one per item in
+// item order, when any is set: `repeated uint64 fence = 2`.
+const batchFenceField protowire.Number = 2
+
+// EncodeProposals is the body of a ProposeBatch call.
+func EncodeProposals(ps []Proposal) (*wrapperspb.BytesValue, error) {
+	reqs := make([]*pb.InternalRaftRequest, len(ps))
+	fenced := false
+	for i, p := range ps {
+		reqs[i] = p.Req
+		fenced = fenced || p.Fence != 0
+	}
+	body, err := encodeItems(reqs)
+	if err != nil || !fenced {
+		return body, err
+	}
+	var packed []byte
+	for _, p := range ps {
+		packed = protowire.AppendVarint(packed, p.Fence)
+	}
+	buf := protowire.AppendTag(body.GetValue(), batchFenceField, protowire.BytesType)
+	return wrapperspb.Bytes(protowire.AppendBytes(buf, packed)), nil
+}
+
+// DecodeProposals reads the body of a ProposeBatch call.
+func DecodeProposals(b []byte) ([]Proposal, error) {
+	items, fences, err := splitFences(b)
+	if err != nil {
+		return nil, err
+	}
+	reqs, err := decodeItems(items, func() *pb.InternalRaftRequest { return &pb.InternalRaftRequest{} })
+	if err != nil {
+		return nil, err
+	}
+	if fences != nil && len(fences) != len(reqs) {
+		return nil, fmt.Errorf("%w: %d fences for %d proposals", ErrBadBatch, len(fences), len(reqs))
+	}
+	out := make([]Proposal, len(reqs))
+	for i, r := range reqs {
+		out[i].Req = r
+		if fences != nil {
+			out[i].Fence = fences[i]
+		}
+	}
+	return out, nil
+}
+
+// splitFences takes the fence field, which comes last, off a batch body.
+func splitFences(b []byte) (items []byte, fences []uint64, err error) {
+	rest, at := b, 0
+	for len(rest) > 0 {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return nil, nil, fmt.Errorf("%w: at byte %d: %w", ErrBadBatch, at, protowire.ParseError(n))
+		}
+		if num != batchFenceField {
+			m := protowire.ConsumeFieldValue(num, typ, rest[n:])
+			if m < 0 {
+				return nil, nil, fmt.Errorf("%w: at byte %d: %w", ErrBadBatch, at, protowire.ParseError(m))
+			}
+			rest, at = rest[n+m:], at+n+m
+			continue
+		}
+		if typ != protowire.BytesType {
+			return nil, nil, fmt.Errorf("%w: fences of wire type %d, want packed bytes", ErrBadBatch, typ)
+		}
+		packed, m := protowire.ConsumeBytes(rest[n:])
+		if m < 0 {
+			return nil, nil, fmt.Errorf("%w: fences: %w", ErrBadBatch, protowire.ParseError(m))
+		}
+		if len(rest[n+m:]) != 0 {
+			return nil, nil, fmt.Errorf("%w: %d bytes after the fences", ErrBadBatch, len(rest[n+m:]))
+		}
+		fences = []uint64{}
+		for len(packed) > 0 {
+			v, k := protowire.ConsumeVarint(packed)
+			if k < 0 {
+				return nil, nil, fmt.Errorf("%w: fence %d: %w", ErrBadBatch, len(fences), protowire.ParseError(k))
+			}
+			fences, packed = append(fences, v), packed[k:]
+		}
+		return b[:at], fences, nil
+	}
+	return b, nil, nil
 }
 
 // EncodeResults is the answer to a ProposeBatch call. An error keeps its

@@ -11,36 +11,38 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-func TestRequestsRoundTrip(t *testing.T) {
+func TestProposalsRoundTrip(t *testing.T) {
+	put := &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a"), Value: []byte("1")}}
 	tests := []struct {
 		name string
-		reqs []*pb.InternalRaftRequest
+		ps   []Proposal
 	}{
 		{"none", nil},
-		{"one put", []*pb.InternalRaftRequest{{Put: &pb.PutRequest{Key: []byte("a"), Value: []byte("1")}}}},
-		{"mixed", []*pb.InternalRaftRequest{
-			{Put: &pb.PutRequest{Key: []byte("a"), Value: make([]byte, 300)}},
-			{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}},
-			{}, // empty messages still count as one item each
-			{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte{0}}},
+		{"one put", []Proposal{{Req: put}}},
+		{"mixed", []Proposal{
+			{Req: &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("a"), Value: make([]byte, 300)}}},
+			{Req: &pb.InternalRaftRequest{LeaseGrant: &pb.LeaseGrantRequest{ID: 7, TTL: 30}}},
+			{Req: &pb.InternalRaftRequest{}}, // empty messages still count as one item each
+			{Req: &pb.InternalRaftRequest{DeleteRange: &pb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte{0}}}},
 		}},
+		{"fenced", []Proposal{{Req: put, Fence: 7}, {Req: put}, {Req: put, Fence: 1 << 40}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			body, err := EncodeRequests(tc.reqs)
+			body, err := EncodeProposals(tc.ps)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := DecodeRequests(body.GetValue())
+			got, err := DecodeProposals(body.GetValue())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got) != len(tc.reqs) {
-				t.Fatalf("%d requests back, sent %d", len(got), len(tc.reqs))
+			if len(got) != len(tc.ps) {
+				t.Fatalf("%d proposals back, sent %d", len(got), len(tc.ps))
 			}
 			for i := range got {
-				if !proto.Equal(got[i], tc.reqs[i]) {
-					t.Errorf("request %d: got %v, sent %v", i, got[i], tc.reqs[i])
+				if !proto.Equal(got[i].Req, tc.ps[i].Req) || got[i].Fence != tc.ps[i].Fence {
+					t.Errorf("proposal %d: got %v fenced to %d, sent %v fenced to %d", i, got[i].Req, got[i].Fence, tc.ps[i].Req, tc.ps[i].Fence)
 				}
 			}
 		})
@@ -89,8 +91,16 @@ func TestEncodeResultsRefusesEmpty(t *testing.T) {
 }
 
 func TestDecodeMalformed(t *testing.T) {
-	wrongField := protowire.AppendTag(nil, 2, protowire.BytesType)
+	wrongField := protowire.AppendTag(nil, 3, protowire.BytesType)
 	wrongField = protowire.AppendBytes(wrongField, nil)
+	item := protowire.AppendTag(nil, batchItemField, protowire.BytesType)
+	item = protowire.AppendBytes(item, nil)
+	twoFences := protowire.AppendTag(append([]byte(nil), item...), batchFenceField, protowire.BytesType)
+	twoFences = protowire.AppendBytes(twoFences, []byte{1, 2})
+	fenceNotLast := protowire.AppendTag(nil, batchFenceField, protowire.BytesType)
+	fenceNotLast = append(protowire.AppendBytes(fenceNotLast, []byte{1}), item...)
+	fenceVarint := protowire.AppendTag(append([]byte(nil), item...), batchFenceField, protowire.VarintType)
+	fenceVarint = protowire.AppendVarint(fenceVarint, 1)
 	wrongType := protowire.AppendTag(nil, batchItemField, protowire.VarintType)
 	wrongType = protowire.AppendVarint(wrongType, 1)
 	truncated := protowire.AppendTag(nil, batchItemField, protowire.BytesType)
@@ -105,6 +115,9 @@ func TestDecodeMalformed(t *testing.T) {
 		results bool
 	}{
 		{"wrong field", wrongField, false},
+		{"more fences than proposals", twoFences, false},
+		{"items after the fences", fenceNotLast, false},
+		{"fences not packed", fenceVarint, false},
 		{"wrong wire type", wrongType, false},
 		{"truncated item", truncated, false},
 		{"item not a request", notAMessage, false},
@@ -118,7 +131,7 @@ func TestDecodeMalformed(t *testing.T) {
 			if tc.results {
 				_, err = DecodeResults(tc.body)
 			} else {
-				_, err = DecodeRequests(tc.body)
+				_, err = DecodeProposals(tc.body)
 			}
 			if !errors.Is(err, ErrBadBatch) {
 				t.Fatalf("got %v, want ErrBadBatch", err)
@@ -131,23 +144,26 @@ func TestDecodeMalformed(t *testing.T) {
 // return items or ErrBadBatch, never panic, and what decodes must encode
 // to something that decodes to the same items.
 func FuzzDecodeBatch(f *testing.F) {
-	body, _ := EncodeRequests([]*pb.InternalRaftRequest{{Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}}, {LeaseRevoke: &pb.LeaseRevokeRequest{ID: 3}}})
+	body, _ := EncodeProposals([]Proposal{{Req: &pb.InternalRaftRequest{Put: &pb.PutRequest{Key: []byte("k"), Value: []byte("v")}}},
+		{Req: &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: 3}}}})
 	f.Add(body.GetValue())
+	fenced, _ := EncodeProposals([]Proposal{{Req: &pb.InternalRaftRequest{}, Fence: 9}})
+	f.Add(fenced.GetValue())
 	put, _ := anypb.New(&pb.PutResponse{})
 	res, _ := EncodeResults([]Result{{Resp: put}, {Err: rpctypes.ErrGRPCNotLeader}})
 	f.Add(res.GetValue())
 	f.Add([]byte{0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		reqs, err := DecodeRequests(b)
+		reqs, err := DecodeProposals(b)
 		if err != nil && !errors.Is(err, ErrBadBatch) {
-			t.Fatalf("DecodeRequests: %v is not ErrBadBatch", err)
+			t.Fatalf("DecodeProposals: %v is not ErrBadBatch", err)
 		}
 		if err == nil {
-			again, err := EncodeRequests(reqs)
+			again, err := EncodeProposals(reqs)
 			if err != nil {
 				t.Fatalf("re-encode: %v", err)
 			}
-			back, err := DecodeRequests(again.GetValue())
+			back, err := DecodeProposals(again.GetValue())
 			if err != nil || len(back) != len(reqs) {
 				t.Fatalf("re-decode: %d items, %v; want %d", len(back), err, len(reqs))
 			}

@@ -19,11 +19,11 @@ import (
 // rpctypes.ErrGRPCNotLeader on a peer that is not (or no longer) leader, so
 // the caller re-resolves the leader and retries.
 type Leader interface {
-	// ProposeBatch replicates every request, in order, and returns one
-	// result per request. The error is for the batch as a whole (this
+	// ProposeBatch replicates every proposal, in order, and returns one
+	// result per proposal. The error is for the batch as a whole (this
 	// peer does not lead, or the call failed): then no request was
 	// appended by this call.
-	ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]Result, error)
+	ProposeBatch(ctx context.Context, ps []Proposal) ([]Result, error)
 	// ReadIndex confirms leadership and returns the index every peer must
 	// have applied to serve a linearizable read.
 	ReadIndex(ctx context.Context) (uint64, error)
@@ -55,11 +55,11 @@ var serviceDesc = grpc.ServiceDesc{
 	HandlerType: (*Leader)(nil),
 	Methods: []grpc.MethodDesc{
 		unary("ProposeBatch", func(l Leader, ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
-			reqs, err := DecodeRequests(in.GetValue())
+			ps, err := DecodeProposals(in.GetValue())
 			if err != nil {
 				return nil, status.Error(codes.InvalidArgument, err.Error())
 			}
-			rs, err := l.ProposeBatch(ctx, reqs)
+			rs, err := l.ProposeBatch(ctx, ps)
 			if err != nil {
 				return nil, err
 			}
@@ -122,8 +122,8 @@ func invoke[Resp any](ctx context.Context, c *Client, method string, in any) (*R
 	return out, nil
 }
 
-func (c *Client) ProposeBatch(ctx context.Context, reqs []*pb.InternalRaftRequest) ([]Result, error) {
-	in, err := EncodeRequests(reqs)
+func (c *Client) ProposeBatch(ctx context.Context, reqs []Proposal) ([]Result, error) {
+	in, err := EncodeProposals(reqs)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,259 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/server/healthz"
+	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/keyutil"
+	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
+	"k8s.io/controller-manager/pkg/clientbuilder"
+	"k8s.io/controller-manager/pkg/informerfactory"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
+	"k8s.io/kubernetes/pkg/controller/garbagecollector"
+	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
+	"k8s.io/kubernetes/pkg/scheduler"
+	"k8s.io/kubernetes/pkg/scheduler/profile"
+	"k8s.io/kubernetes/pkg/serviceaccount"
+)
+
+// FenceHeader is the request header the API server turns into the
+// store's fence (control/apiserver.FenceHeader).
+const FenceHeader = "X-Barge-Fence-Term"
+
+// Component is one leader-only loop of a term.
+type Component interface {
+	Name() string
+	Run(ctx context.Context)
+}
+
+// Built is one term's components, constructed and not yet running.
+type Built struct {
+	term        *Term
+	in          *Informers
+	cctx        app.ControllerContext
+	controllers []app.Controller
+	scheduler   *scheduler.Scheduler
+	broadcast   events.EventBroadcaster
+}
+
+// Build constructs Kubernetes' scheduler and controllers for one term on
+// the warm informers: kube-controller-manager's own controller set,
+// through the same per-controller constructors its command uses, and the
+// scheduler with its default profile. Every write they make carries
+// fence (0: unfenced, on external etcd).
+func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built, error) {
+	cfg.complete()
+	cc, err := cfg.componentConfig()
+	if err != nil {
+		return nil, err
+	}
+	clientCfg := FencedConfig(cfg.Client, fence)
+	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: clientCfg}
+	term := in.NewTerm()
+	b := &Built{term: term, in: in}
+	ok := false
+	defer func() {
+		if !ok {
+			b.end()
+		}
+	}()
+
+	disco, err := builder.DiscoveryClient("controller-discovery")
+	if err != nil {
+		return nil, fmt.Errorf("controllers: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(disco))
+	go wait.Until(mapper.Reset, 30*time.Second, ctx.Done())
+	controllersmetrics.Register()
+	b.cctx = app.ControllerContext{
+		ClientBuilder:                   builder,
+		InformerFactory:                 term.Typed(),
+		ObjectOrMetadataInformerFactory: informerfactory.NewInformerFactory(term.Typed(), term.Metadata()),
+		ComponentConfig:                 cc,
+		RESTMapper:                      mapper,
+		InformersStarted:                make(chan struct{}),
+		// kube-controller-manager's: the minimum resync, up to twice it.
+		ResyncPeriod:             func() time.Duration { return wait.Jitter(cc.Generic.MinResyncPeriod.Duration, 1) },
+		ControllerManagerMetrics: controllersmetrics.NewControllerManagerMetrics("barge"),
+	}
+	if cc.GarbageCollectorController.EnableGarbageCollector {
+		mc, err := metadata.NewForConfig(builder.ConfigOrDie("generic-garbage-collector"))
+		if err != nil {
+			return nil, fmt.Errorf("controllers: %w", err)
+		}
+		ignored := map[schema.GroupResource]struct{}{}
+		for _, r := range cc.GarbageCollectorController.GCIgnoredResources {
+			ignored[schema.GroupResource{Group: r.Group, Resource: r.Resource}] = struct{}{}
+		}
+		b.cctx.GraphBuilder = garbagecollector.NewDependencyGraphBuilder(ctx, mc, mapper, ignored,
+			b.cctx.ObjectOrMetadataInformerFactory, b.cctx.InformersStarted)
+	}
+
+	descriptors := app.NewControllerDescriptors()
+	// kube-controller-manager gives this one its root client by hand;
+	// built below on ours.
+	delete(descriptors, names.ServiceAccountTokenController)
+	b.controllers, err = app.BuildControllers(ctx, b.cctx, descriptors, nil, noHealthChecks{})
+	if err != nil {
+		return nil, fmt.Errorf("controllers: %w", err)
+	}
+	tokens, err := tokensController(ctx, b.cctx, builder)
+	if err != nil {
+		return nil, err
+	}
+	b.controllers = append(b.controllers, tokens)
+
+	if cfg.NoScheduler {
+		ok = true
+		return b, nil
+	}
+	client, err := builder.Client("scheduler")
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(builder.ConfigOrDie("scheduler"))
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	b.broadcast = events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
+	b.scheduler, err = scheduler.New(ctx, client, term.Typed(),
+		dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0), profile.NewRecorderFactory(b.broadcast),
+		scheduler.WithKubeConfig(builder.ConfigOrDie("scheduler")))
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	ok = true
+	return b, nil
+}
+
+// Run runs the term's components until ctx ends, then waits for them to
+// return and lets go of their informer handlers.
+func (b *Built) Run(ctx context.Context) {
+	defer b.end()
+	b.in.Start()
+	if err := b.term.Activate(); err != nil {
+		klog.FromContext(ctx).Error(err, "activating the term's informer handlers")
+		return
+	}
+	close(b.cctx.InformersStarted)
+	if b.broadcast != nil {
+		b.broadcast.StartRecordingToSink(ctx.Done())
+	}
+	var wg sync.WaitGroup
+	if b.scheduler != nil {
+		wg.Go(func() {
+			// Warm caches make this return at once; a first term after a
+			// restart waits for the lists like kube-scheduler does.
+			b.cctx.InformerFactory.WaitForCacheSync(ctx.Done())
+			if err := b.scheduler.WaitForHandlersSync(ctx); err != nil {
+				return
+			}
+			b.scheduler.Run(ctx)
+		})
+	}
+	wg.Go(func() { app.RunControllers(ctx, b.cctx, b.controllers, 0, 0) })
+	wg.Wait()
+}
+
+func (b *Built) end() {
+	if b.broadcast != nil {
+		b.broadcast.Shutdown()
+	}
+	b.term.End()
+}
+
+// Warm builds a term's components and discards them, so the informers
+// they ask for start and sync before this server ever leads.
+func Warm(ctx context.Context, in *Informers, cfg Config) error {
+	b, err := Build(ctx, in, cfg, 0)
+	if err != nil {
+		return err
+	}
+	b.end()
+	in.Start()
+	return nil
+}
+
+// tokensController is kube-controller-manager's legacy service account
+// token controller (it fills in secrets of type service-account-token),
+// which its command builds by hand with a root client.
+func tokensController(ctx context.Context, cctx app.ControllerContext, builder clientbuilder.ControllerClientBuilder) (app.Controller, error) {
+	sa := cctx.ComponentConfig.SAController
+	key, err := keyutil.PrivateKeyFromFile(sa.ServiceAccountKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("service account token controller: %w", err)
+	}
+	ca, err := os.ReadFile(sa.RootCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("service account token controller: %w", err)
+	}
+	gen, err := serviceaccount.JWTTokenGenerator(serviceaccount.LegacyIssuer, key)
+	if err != nil {
+		return nil, fmt.Errorf("service account token controller: %w", err)
+	}
+	client, err := builder.Client("tokens-controller")
+	if err != nil {
+		return nil, fmt.Errorf("service account token controller: %w", err)
+	}
+	c, err := serviceaccountcontroller.NewTokensController(klog.FromContext(ctx), cctx.InformerFactory.Core().V1().ServiceAccounts(),
+		cctx.InformerFactory.Core().V1().Secrets(), client, serviceaccountcontroller.TokensControllerOptions{TokenGenerator: gen, RootCA: ca})
+	if err != nil {
+		return nil, fmt.Errorf("service account token controller: %w", err)
+	}
+	workers := int(sa.ConcurrentSATokenSyncs)
+	return namedLoop{name: names.ServiceAccountTokenController, run: func(ctx context.Context) { c.Run(ctx, workers) }}, nil
+}
+
+type namedLoop struct {
+	name string
+	run  func(context.Context)
+}
+
+func (l namedLoop) Name() string            { return l.name }
+func (l namedLoop) Run(ctx context.Context) { l.run(ctx) }
+
+type noHealthChecks struct{}
+
+func (noHealthChecks) AddHealthChecker(...healthz.HealthChecker) {}
+
+// FencedConfig is cfg with every request carrying the fence header (no
+// header for fence 0).
+func FencedConfig(cfg *rest.Config, fence uint64) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	if fence == 0 {
+		return out
+	}
+	value := strconv.FormatUint(fence, 10)
+	out.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return fenceTransport{rt: rt, term: value}
+	})
+	return out
+}
+
+type fenceTransport struct {
+	rt   http.RoundTripper
+	term string
+}
+
+func (t fenceTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(FenceHeader, t.term)
+	return t.rt.RoundTrip(r)
+}
