@@ -53,18 +53,26 @@ func TestInitDirFiles(t *testing.T) {
 		t.Errorf("directory mode: %v %v, want 0700", fi.Mode().Perm(), err)
 	}
 
-	wantIPs := []string{"10.0.0.1", "127.0.0.1", "::1"}
-	wantDNS := []string{"localhost", "node-1.example.com"}
+	// The serving certificate also carries the names pods reach the API
+	// server by (InClusterHosts); the peer certificate only the hosts.
+	peerIPs := []string{"10.0.0.1", "127.0.0.1", "::1"}
+	peerDNS := []string{"localhost", "node-1.example.com"}
+	serverIPs := []string{"10.0.0.1", "10.96.0.1", "127.0.0.1", "::1"}
+	serverDNS := []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", "localhost", "node-1.example.com"}
 	for _, tc := range []struct {
-		cert, key string
-		cn        string
-		org       []string
-		usages    []x509.ExtKeyUsage
-		sans      bool
+		cert, key        string
+		cn               string
+		org              []string
+		usages           []x509.ExtKeyUsage
+		wantIPs, wantDNS []string // nil: a client certificate, no SANs
+		frontProxy       bool     // issued by the front-proxy CA, not ca.crt
 	}{
-		{ServerCertFile, ServerKeyFile, ServerCommonName, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, true},
-		{PeerCertFile, PeerKeyFile, PeerCommonName, []string{PeerOrganization}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, true},
-		{AdminCertFile, AdminKeyFile, AdminUser, []string{AdminGroup}, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false},
+		{ServerCertFile, ServerKeyFile, ServerCommonName, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, serverIPs, serverDNS, false},
+		{PeerCertFile, PeerKeyFile, PeerCommonName, []string{PeerOrganization}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, peerIPs, peerDNS, false},
+		{AdminCertFile, AdminKeyFile, AdminUser, []string{AdminGroup}, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil, false},
+		{KubeletClientCertFile, KubeletClientKeyFile, KubeletClientCommonName, []string{AdminGroup}, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil, false},
+		{FrontProxyClientCertFile, FrontProxyClientKeyFile, FrontProxyClientCommonName, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, nil, true},
 	} {
 		t.Run(tc.cert, func(t *testing.T) {
 			cert := readCert(t, filepath.Join(dir, tc.cert))
@@ -83,15 +91,25 @@ func TestInitDirFiles(t *testing.T) {
 			}
 			slices.Sort(ips)
 			dns := slices.Sorted(slices.Values(cert.DNSNames))
-			if tc.sans && (!slices.Equal(ips, wantIPs) || !slices.Equal(dns, wantDNS)) {
-				t.Errorf("SANs IP=%v DNS=%v, want IP=%v DNS=%v", ips, dns, wantIPs, wantDNS)
+			if tc.wantIPs != nil && (!slices.Equal(ips, tc.wantIPs) || !slices.Equal(dns, tc.wantDNS)) {
+				t.Errorf("SANs IP=%v DNS=%v, want IP=%v DNS=%v", ips, dns, tc.wantIPs, tc.wantDNS)
 			}
-			if !tc.sans && (len(ips) != 0 || len(dns) != 0) {
+			if tc.wantIPs == nil && (len(ips) != 0 || len(dns) != 0) {
 				t.Errorf("client certificate has SANs IP=%v DNS=%v", ips, dns)
 			}
+			issuer, issuerName := roots, CACertFile
+			if tc.frontProxy {
+				// A request-header client must not pass as an ordinary
+				// client of the cluster CA.
+				if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+					t.Errorf("verifies against %s; want it issued by the front-proxy CA only", CACertFile)
+				}
+				issuer, issuerName = x509.NewCertPool(), FrontProxyCACertFile
+				issuer.AddCert(readCert(t, filepath.Join(dir, FrontProxyCACertFile)))
+			}
 			for _, u := range tc.usages {
-				if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
-					t.Errorf("does not verify against ca.crt for %v: %v", u, err)
+				if _, err := cert.Verify(x509.VerifyOptions{Roots: issuer, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+					t.Errorf("does not verify against %s for %v: %v", issuerName, u, err)
 				}
 			}
 			keyPEM, err := os.ReadFile(filepath.Join(dir, tc.key))
@@ -116,7 +134,10 @@ func TestInitDirFiles(t *testing.T) {
 		{ServerCertFile, 0o644}, {ServerKeyFile, 0o600},
 		{PeerCertFile, 0o644}, {PeerKeyFile, 0o600},
 		{AdminCertFile, 0o644}, {AdminKeyFile, 0o600},
-		{AdminKubeconfig, 0o600}, {ServiceAccountKeyFile, 0o600},
+		{AdminKubeconfig, 0o600}, {ServiceAccountKeyFile, 0o600}, {ServiceAccountPublicKeyFile, 0o644},
+		{KubeletClientCertFile, 0o644}, {KubeletClientKeyFile, 0o600},
+		{FrontProxyCACertFile, 0o644}, {FrontProxyCAKeyFile, 0o600},
+		{FrontProxyClientCertFile, 0o644}, {FrontProxyClientKeyFile, 0o600},
 	} {
 		fi, err := os.Stat(filepath.Join(dir, tc.name))
 		if err != nil {
@@ -131,12 +152,12 @@ func TestInitDirFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 10 {
+	if len(entries) != 17 {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("directory holds %v, want exactly the 10 files (no temporaries)", names)
+		t.Errorf("directory holds %v, want exactly the 17 files (no temporaries)", names)
 	}
 	if _, err := LoadServiceAccountKey(dir); err != nil {
 		t.Errorf("service account key: %v", err)
