@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/barge-dev/barge/control/apitest"
@@ -189,14 +190,9 @@ func testDeployment(t *testing.T, cs kubernetes.Interface) {
 	}
 	// A rolling update, then the rollback kubectl rollout undo makes: the
 	// previous ReplicaSet's template becomes the Deployment's again.
-	d, err = cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
-	if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateDeployment(ctx, t, cs, ns, "web", func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers[0].Image = "busybox:2"
+	})
 	waitFor(t, "rolling update", func(ctx context.Context) (bool, error) { return deploymentDone(ctx, cs, ns, "web") })
 	rss, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil || len(rss.Items) != 2 {
@@ -214,15 +210,10 @@ func testDeployment(t *testing.T, cs kubernetes.Interface) {
 	if old == nil {
 		t.Fatal("no replica set of the first template")
 	}
-	d, err = cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Template = old.Spec.Template
-	delete(d.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	updateDeployment(ctx, t, cs, ns, "web", func(d *appsv1.Deployment) {
+		d.Spec.Template = *old.Spec.Template.DeepCopy()
+		delete(d.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	})
 	waitFor(t, "rollback", func(ctx context.Context) (bool, error) {
 		ok, err := deploymentDone(ctx, cs, ns, "web")
 		if !ok || err != nil {
@@ -231,6 +222,25 @@ func testDeployment(t *testing.T, cs kubernetes.Interface) {
 		r, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, old.Name, metav1.GetOptions{})
 		return err == nil && ptr.Deref(r.Spec.Replicas, 0) == 4, err
 	})
+}
+
+// updateDeployment changes a Deployment as kubectl does: read, change,
+// write, and again on a conflict, since the controllers write its status
+// meanwhile.
+func updateDeployment(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string, change func(*appsv1.Deployment)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		change(d)
+		_, err = cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("update deployment %s/%s: %v", ns, name, err)
+	}
 }
 
 func testDeploymentScale(t *testing.T, cs kubernetes.Interface, ns string) {
