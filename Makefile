@@ -9,7 +9,7 @@ DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2 \
 	containerd:containerd runc:runc docker-registry:docker-registry busybox:busybox-static
 TEST_TIMEOUT ?= 18m
 
-.PHONY: all build test demo bench chaos torture deps vet fuzz lint clean
+.PHONY: all build test demo bench chaos torture conformance deps vet fuzz lint clean
 
 all: build
 
@@ -79,6 +79,15 @@ CHAOS_FLAGS ?= --servers 5 --duration 5m --faults kill,restart,pause,partition,l
 chaos: build deps
 	@mkdir -p docs/chaos
 	$(BIN) chaos run $(CHAOS_FLAGS) --report docs/chaos/report.json
+
+# conformance: Kubernetes' own conformance suite, built from the pinned
+# k8s.io/kubernetes (go test -c, unchanged), run by the ginkgo CLI of the
+# pinned version against a lab; counts land in docs/conformance.md.
+# CONFORMANCE_FOCUS / _SKIP / _PROCS / _NODES narrow or widen the run.
+conformance: build deps
+	$(GO) build -o bin/ginkgo github.com/onsi/ginkgo/v2/ginkgo
+	$(GO) test -c -o bin/e2e.test k8s.io/kubernetes/test/e2e
+	@sh chaos/conformance/run.sh
 
 clean:
 	rm -rf bin

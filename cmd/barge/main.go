@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 		newGossipCmd(),
 		newImageCmd(),
 		newHollowCmd(),
+		newConformanceCmd(),
 	)
 	return root
 }
