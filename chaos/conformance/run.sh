@@ -7,7 +7,8 @@
 #   CONFORMANCE_FOCUS   regexp of specs (default: all [Conformance])
 #   CONFORMANCE_SKIP    regexp of specs to leave out
 #   CONFORMANCE_PROCS   ginkgo processes (default 4)
-#   CONFORMANCE_NODEKIND  hollow (simulated, no containers) or agent
+#   CONFORMANCE_TIMEOUT bound on the suite (default 3h; the report is kept)
+#   CONFORMANCE_NODEKIND  hollow (simulated, no containers)
 set -eu
 
 BARGE=${BARGE:-bin/barge}
@@ -18,6 +19,7 @@ SKIP=${CONFORMANCE_SKIP:-}
 KIND=${CONFORMANCE_NODEKIND:-hollow}
 LAB=${CONFORMANCE_LAB:-$(mktemp -d /tmp/barge-conformance.XXXXXX)}
 REPORT=${CONFORMANCE_REPORT:-$LAB/report}
+TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
 
 if [ "$(id -u)" != 0 ]; then
 	echo "make conformance needs root: the cluster runs in a lab of network namespaces" >&2
@@ -33,10 +35,18 @@ trap cleanup EXIT INT TERM
 
 echo "== lab: 3 servers in $LAB"
 "$BARGE" lab up --servers 3 --dir "$LAB"
+KC="$LAB/admin.kubeconfig"
+# lab up returns on a Raft leader; the API servers become ready after.
+tries=0
+until kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null 2>&1; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 120 ] || { echo "API servers not ready; see $LAB/logs" >&2; exit 1; }
+	sleep 1
+done
 case "$KIND" in
 hollow)
 	echo "== $NODES hollow nodes (simulated: specs that need running containers fail)"
-	"$BARGE" hollow --kubeconfig "$LAB/admin.kubeconfig" --count "$NODES" --prefix node \
+	"$BARGE" hollow --kubeconfig "$KC" --count "$NODES" --prefix node \
 		>"$LAB/logs/hollow.log" 2>&1 &
 	NODE_PID=$!
 	SETUP="3 barge servers (lab), $NODES hollow nodes"
@@ -48,16 +58,16 @@ hollow)
 esac
 echo "== waiting for $NODES Ready nodes"
 tries=0
-until [ "$(kubectl --kubeconfig "$LAB/admin.kubeconfig" get nodes --no-headers 2>/dev/null | wc -l)" -ge "$NODES" ]; do
+until [ "$(kubectl --kubeconfig "$KC" get nodes --no-headers 2>/dev/null | wc -l)" -ge "$NODES" ]; do
 	tries=$((tries + 1))
 	[ "$tries" -lt 120 ] || { echo "nodes did not register; see $LAB/logs" >&2; exit 1; }
 	sleep 1
 done
-kubectl --kubeconfig "$LAB/admin.kubeconfig" wait --for=condition=Ready node --all --timeout=120s >/dev/null
+kubectl --kubeconfig "$KC" wait --for=condition=Ready node --all --timeout=120s >/dev/null
 
 echo "== conformance: focus $FOCUS, $PROCS processes; ginkgo's progress follows"
 "$BARGE" conformance run --ginkgo bin/ginkgo --e2e bin/e2e.test \
-	--kubeconfig "$LAB/admin.kubeconfig" --procs "$PROCS" \
-	--focus "$FOCUS" --skip "$SKIP" --report-dir "$REPORT" \
+	--kubeconfig "$KC" --procs "$PROCS" \
+	--focus "$FOCUS" --skip "$SKIP" --report-dir "$REPORT" --timeout "$TIMEOUT" \
 	--setup "$SETUP" --markdown docs/conformance.md
 echo "== report: $REPORT/junit.xml; counts in docs/conformance.md"
