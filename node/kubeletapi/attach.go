@@ -10,6 +10,8 @@ import (
 )
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
+	w, r, cancel := streamContext(w, r)
+	defer cancel()
 	if s.cfg.Attacher == nil {
 		http.Error(w, "attach is not supported by this node", http.StatusNotImplemented)
 		return

@@ -20,6 +20,8 @@ import (
 )
 
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+	w, r, cancel := streamContext(w, r)
+	defer cancel()
 	opts, err := remotecommand.NewOptions(r)
 	if err != nil {
 		s.httpError(w, r, badRequest("%v", err))

@@ -17,6 +17,8 @@ import (
 )
 
 func (s *Server) portForward(w http.ResponseWriter, r *http.Request) {
+	w, r, cancel := streamContext(w, r)
+	defer cancel()
 	opts, err := portforward.NewV4Options(r)
 	if err != nil {
 		s.httpError(w, r, badRequest("%v", err))
