@@ -38,6 +38,10 @@
 // exactly k8s.io/cri-streaming, which this package calls directly;
 // the handlers around it are thin.
 //
-// It imports containerd's client, the Kubernetes libraries named above
-// and the standard library; no other package of barge.
+// It imports containerd's client, vishvananda/netns, the Kubernetes
+// libraries named above and the standard library; no other package of
+// barge. Its root test (e2e_test.go, with harness_test.go standing in
+// for the node runtime) drives it through a real kube-apiserver from
+// control/apitest, with kubectl and client-go; only that test imports
+// control.
 package kubeletapi

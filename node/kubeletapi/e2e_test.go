@@ -29,7 +29,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
@@ -466,7 +465,7 @@ func (e *env) testExecTTY(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			line := fmt.Sprintf("stty cols 91 rows 17; %s --kubeconfig %s exec -it -n %s %s -c app -- sh -c 'tty; stty size; exit 4'",
+			line := fmt.Sprintf("stty cols 91 rows 17; %s --kubeconfig %s exec -it -n %s %s -c app -- sh -c 'tty; while [ \"$(stty size)\" = \"0 0\" ]; do :; done; stty size; exit 4'",
 				e.kubectl, e.kubeconfig, podNS, podName)
 			cmd := exec.CommandContext(ctx, script, "-qec", line, "/dev/null")
 			cmd.Env = append(os.Environ(), p.env...)
@@ -719,7 +718,8 @@ func (e *env) testPortForward(t *testing.T) {
 		if body, err := httpGet("127.0.0.1:" + port); err == nil {
 			t.Errorf("GET to a closed port answered %q", body)
 		}
-		out.waitFor(t, "8081")
+		// kubectl reports the kubelet's error for the connection.
+		out.waitFor(t, "connection refused")
 	})
 }
 

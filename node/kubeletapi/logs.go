@@ -37,6 +37,11 @@ func logOptions(q url.Values) (*corev1.PodLogOptions, error) {
 	if err := legacyscheme.ParameterCodec.DecodeParameters(q, corev1.SchemeGroupVersion, opts); err != nil {
 		return nil, badRequest("log options %q: %v", q.Encode(), err)
 	}
+	if opts.Stream == nil {
+		// Both streams unless one is asked for, as the kubelet defaults.
+		all := corev1.LogStreamAll
+		opts.Stream = &all
+	}
 	var internal core.PodLogOptions
 	if err := legacyscheme.Scheme.Convert(opts, &internal, nil); err != nil {
 		return nil, badRequest("log options: %v", err)
