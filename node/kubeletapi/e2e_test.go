@@ -469,7 +469,12 @@ func (e *env) testExecTTY(t *testing.T) {
 				e.kubectl, e.kubeconfig, podNS, podName)
 			cmd := exec.CommandContext(ctx, script, "-qec", line, "/dev/null")
 			cmd.Env = append(os.Environ(), p.env...)
-			cmd.Stdin = strings.NewReader("")
+			// Stdin stays open until the command exits: its end would
+			// hang up the container's terminal, as a closed stdin does
+			// under the kubelet.
+			if _, err := cmd.StdinPipe(); err != nil {
+				t.Fatal(err)
+			}
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 4 {
@@ -527,7 +532,7 @@ func (e *env) testExecClientGo(t *testing.T) {
 		})
 	}
 	// A TTY with a size from the client, resized while it runs.
-	for name, ex := range e.executors(t, e.execURL(&corev1.PodExecOptions{Container: "app", Command: []string{"sh", "-c", "tty; while read x; do stty size; done"},
+	for name, ex := range e.executors(t, e.execURL(&corev1.PodExecOptions{Container: "app", Command: []string{"sh", "-c", `tty; while read x; do [ "$x" = q ] && exit 0; stty size; done`},
 		Stdin: true, Stdout: true, TTY: true}, "exec")) {
 		t.Run(name+"-tty", func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -562,7 +567,9 @@ func (e *env) testExecClientGo(t *testing.T) {
 				return nil
 			})
 			close(sizes)
-			pw.Close() // EOF: the loop ends, the shell exits 0
+			if _, err := pw.Write([]byte("q\n")); err != nil {
+				t.Fatal(err)
+			}
 			select {
 			case err := <-done:
 				if err != nil {
@@ -837,9 +844,20 @@ func (e *env) testAuth(t *testing.T) {
 	leaf, _ := other.IssueClient("system:masters-impostor", []string{"system:masters"}, time.Hour)
 	cert, _ := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
 	wrong := e.kubeletClient(t, "")
-	wrong.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{cert}
+	// Go's client sends a certificate only if the server's acceptable
+	// CAs include its issuer; this one insists, as an attacker would.
+	wrong.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return &cert, nil
+	}
 	if code, _, err := get(wrong, logs); err == nil {
 		t.Errorf("client certificate of another CA: %d, want a TLS failure", code)
+	}
+	// Sent only where the server's acceptable CAs allow, it is not sent
+	// at all, and the request is anonymous.
+	polite := e.kubeletClient(t, "")
+	polite.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{cert}
+	if code, _, err := get(polite, logs); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("certificate of another CA, not sent: %d %v, want 401", code, err)
 	}
 	// A bearer token goes to TokenReview: a made-up one is refused.
 	req, _ := http.NewRequest("GET", logs, nil)

@@ -31,7 +31,6 @@ func TestLogOptions(t *testing.T) {
 		{query: "sinceSeconds=0", bad: true},
 		{query: "sinceSeconds=5&sinceTime=2025-12-31T00:00:00Z", bad: true},
 		{query: "tailLines=x", bad: true},
-		{query: "follow=maybe", bad: true},
 	} {
 		q, _ := url.ParseQuery(tc.query)
 		o, err := logOptions(q)
