@@ -465,7 +465,9 @@ func (e *env) testExecTTY(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			line := fmt.Sprintf("stty cols 91 rows 17; %s --kubeconfig %s exec -it -n %s %s -c app -- sh -c 'tty; while [ \"$(stty size)\" = \"0 0\" ]; do :; done; stty size; exit 4'",
+			// The size travels on its own stream and may land after the
+			// process starts: the shell waits until it is set.
+			line := fmt.Sprintf("stty cols 91 rows 17; %s --kubeconfig %s exec -it -n %s %s -c app -- sh -c 'tty; until stty size | grep -qv \"^0 0\"; do :; done; stty size; exit 4'",
 				e.kubectl, e.kubeconfig, podNS, podName)
 			cmd := exec.CommandContext(ctx, script, "-qec", line, "/dev/null")
 			cmd.Env = append(os.Environ(), p.env...)
