@@ -20,6 +20,17 @@
 //     pod's network namespace;
 //   - /pods, /runningpods/, /healthz, /stats/summary.
 //
+// kube-apiserver finds a node's kubelet API at the first of the Node's
+// addresses in --kubelet-preferred-address-types (barge passes
+// InternalIP,Hostname,ExternalIP), on status.daemonEndpoints.
+// kubeletEndpoint.port, or --kubelet-port (10250) when that is 0, and
+// verifies the serving certificate against --kubelet-certificate-
+// authority (the cluster CA): the agent must publish its port in the
+// Node's status and serve a certificate with its address as a SAN.
+// Pod logs, exec, attach and port-forward go there whatever the address;
+// the nodes/proxy subresource of the API refuses loopback and link-local
+// addresses.
+//
 // Authentication is upstream's: client certificates from the cluster CA
 // (k8s.io/apiserver x509 authenticator; kube-apiserver presents
 // apiserver-kubelet-client.crt) or bearer tokens checked by TokenReview;
