@@ -142,6 +142,7 @@ type Agent struct {
 	workers     map[types.UID]*worker
 	allocatable corev1.ResourceList
 	podCIDR     netip.Prefix
+	stopped     bool // no new workers once Run is returning
 	ctx         context.Context
 	wg          sync.WaitGroup
 }
@@ -245,6 +246,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a.log.Info("node agent running", "podCIDR", cidr, "containerd", cfg.Runtime.Address, "namespace", cfg.Runtime.Namespace)
 	<-ctx.Done()
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
 	a.wg.Wait()
 	return nil
 }

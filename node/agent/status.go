@@ -63,11 +63,11 @@ func (w *worker) reportStatusFrom(ctx context.Context, pod *corev1.Pod, rs *runs
 func (w *worker) buildStatus(pod *corev1.Pod, rs *runs, terminating bool) corev1.PodStatus {
 	old := pod.Status
 	st := corev1.PodStatus{
-		QOSClass:          old.QOSClass,
-		NominatedNodeName: old.NominatedNodeName,
-		StartTime:         old.StartTime,
-		HostIP:            w.a.cfg.NodeIP,
-		HostIPs:           []corev1.HostIP{{IP: w.a.cfg.NodeIP}},
+		QOSClass:           old.QOSClass,
+		NominatedNodeName:  old.NominatedNodeName,
+		StartTime:          old.StartTime,
+		HostIP:             w.a.cfg.NodeIP,
+		HostIPs:            []corev1.HostIP{{IP: w.a.cfg.NodeIP}},
 		ObservedGeneration: pod.Generation,
 	}
 	if st.StartTime == nil {

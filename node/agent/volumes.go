@@ -484,9 +484,9 @@ type tokenCache struct {
 }
 
 type cachedToken struct {
-	token              string
-	issued, expires    time.Time
-	uid                types.UID
+	token           string
+	issued, expires time.Time
+	uid             types.UID
 }
 
 func newTokenCache(c kubernetes.Interface) *tokenCache {

@@ -69,6 +69,10 @@ func (a *Agent) podChanged(obj any) {
 		return
 	}
 	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
 	w := a.workers[pod.UID]
 	if w == nil {
 		w = &worker{a: a, uid: pod.UID, wake: make(chan struct{}, 1),

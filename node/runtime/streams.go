@@ -25,8 +25,8 @@ type streams struct {
 	logMu sync.Mutex
 	log   *os.File
 
-	stdinR *io.PipeReader
-	stdinW *io.PipeWriter
+	stdinR  *io.PipeReader
+	stdinW  *io.PipeWriter
 	stdinMu sync.Mutex // one attached writer at a time
 
 	mu       sync.Mutex
