@@ -71,6 +71,13 @@ func newHarness(t *testing.T) *harness {
 	containerdtest.RequireBinary(t, image.RegistryBinary, "docker-registry")
 	containerdtest.RequireBinary(t, "busybox", "busybox-static")
 	h := &harness{t: t, dir: t.TempDir()}
+	// Last of all (cleanups run in reverse): the tmpfs volumes and pinned
+	// network namespaces of pods left running, so the directory goes.
+	t.Cleanup(func() {
+		if err := runtime.UnmountUnder(h.dir); err != nil {
+			t.Logf("unmount: %v", err)
+		}
+	})
 	ctx := context.Background()
 	h.api = apitest.New(t, 1)
 	h.admin = h.api.Client(0)
@@ -134,7 +141,13 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 func (n *node) start(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan error, 1)
-	go func() { n.done <- agent.Run(ctx, n.cfg) }()
+	go func() {
+		err := agent.Run(ctx, n.cfg)
+		if err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Error("agent stopped", "err", err)
+		}
+		n.done <- err
+	}()
 	t.Cleanup(n.stop)
 }
 

@@ -104,7 +104,7 @@ func testDeployment(t *testing.T, h *harness, n1 *node) {
 						Command: []string{"sh", "-c", "echo started $(hostname); exec httpd -f -p 8080 -h /"},
 						Ports:   []corev1.ContainerPort{{ContainerPort: 8080}},
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}},
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/etc/hostname", Port: intstr.FromInt32(8080)}},
 							PeriodSeconds: 1,
 						},
 					}},

@@ -221,8 +221,18 @@ func (r *Runtime) watch(id string, c containerd.Container, task containerd.Task,
 		ctx := r.ctx(context.Background())
 		st := <-exitCh
 		for st.Error() != nil {
+			select {
+			case <-r.closed:
+				// The agent is stopping: the container runs on, and the
+				// next agent adopts it.
+				return
+			default:
+			}
 			r.log.Warn("waiting for container exit: reconnecting to containerd", "container", id, "err", st.Error())
-			st = r.rewait(ctx, c)
+			var ok bool
+			if st, ok = r.rewait(ctx, c); !ok {
+				return
+			}
 		}
 		r.recordExit(ctx, c, task, st)
 		s.close()
@@ -237,21 +247,27 @@ func (r *Runtime) watch(id string, c containerd.Container, task containerd.Task,
 
 // rewait waits for the exit again after containerd came back; a task that
 // is gone (containerd lost it) counts as exited with status unknown.
-func (r *Runtime) rewait(ctx context.Context, c containerd.Container) containerd.ExitStatus {
+func (r *Runtime) rewait(ctx context.Context, c containerd.Container) (containerd.ExitStatus, bool) {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		time.Sleep(delay)
-		t, err := c.Task(ctx, nil)
+		t := time.NewTimer(delay)
+		select {
+		case <-r.closed:
+			t.Stop()
+			return containerd.ExitStatus{}, false
+		case <-t.C:
+		}
+		task, err := c.Task(ctx, nil)
 		if errdefs.IsNotFound(err) {
-			return *containerd.NewExitStatus(137, time.Now(), nil)
+			return *containerd.NewExitStatus(137, time.Now(), nil), true
 		}
 		if err != nil {
 			continue
 		}
-		ch, err := t.Wait(ctx)
+		ch, err := task.Wait(ctx)
 		if err != nil {
 			continue
 		}
-		return <-ch
+		return <-ch, true
 	}
 }
 

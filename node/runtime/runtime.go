@@ -77,6 +77,8 @@ type Runtime struct {
 	log    *slog.Logger
 	client *containerd.Client
 
+	closed chan struct{} // closed by Close: waiters stop, containers run on
+
 	mu      sync.Mutex
 	net     *podnet.Network
 	streams map[string]*streams // container ID → its IO, while it runs
@@ -104,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: connect to containerd at %s: %w", cfg.Address, err)
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger, client: client, streams: map[string]*streams{}, waiting: map[string]bool{}}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, client: client, closed: make(chan struct{}), streams: map[string]*streams{}, waiting: map[string]bool{}}
 	return r, nil
 }
 
@@ -169,6 +171,11 @@ func (r *Runtime) network() (*podnet.Network, error) {
 // FIFOs stay, for the next agent to adopt.
 func (r *Runtime) Close() error {
 	r.mu.Lock()
+	select {
+	case <-r.closed:
+	default:
+		close(r.closed)
+	}
 	n := r.net
 	r.net = nil
 	r.mu.Unlock()
