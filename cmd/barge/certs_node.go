@@ -14,13 +14,13 @@ import (
 
 // Files `barge certs node` writes into the node's directory.
 const (
-	nodeClientCertFile  = "node.crt"
-	nodeClientKeyFile   = "node.key"
-	kubeletCertFile     = "kubelet.crt"
-	kubeletKeyFile      = "kubelet.key"
-	nodeKubeconfigFile  = "node.kubeconfig"
-	nodeOrganization    = "system:nodes"
-	nodeUserPrefix      = "system:node:"
+	nodeClientCertFile = "node.crt"
+	nodeClientKeyFile  = "node.key"
+	kubeletCertFile    = "kubelet.crt"
+	kubeletKeyFile     = "kubelet.key"
+	nodeKubeconfigFile = "node.kubeconfig"
+	nodeOrganization   = "system:nodes"
+	nodeUserPrefix     = "system:node:"
 )
 
 // nodeCredentials are the files of one node's credential.

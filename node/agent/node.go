@@ -77,10 +77,24 @@ func (a *Agent) register(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := a.updateStatus(ctx); err != nil {
-		return err
+	// Controllers write the new Node too (pod CIDR, taints): conflicts
+	// and a slow API server are retried until the first status lands.
+	for {
+		err := a.updateStatus(ctx)
+		if err == nil {
+			break
+		}
+		a.log.Warn("writing the first node status; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
 	}
-	return a.renewLease(ctx)
+	if err := a.renewLease(ctx); err != nil {
+		a.log.Warn("node lease", "err", err)
+	}
+	return nil
 }
 
 // waitPodCIDR waits for node IPAM to give the node its pod CIDR.
