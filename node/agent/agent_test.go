@@ -44,6 +44,7 @@ type harness struct {
 
 // node is one running agent.
 type node struct {
+	api      *captureAPI
 	name     string
 	cfg      agent.Config
 	cancel   context.CancelFunc
@@ -120,7 +121,9 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 		t.Fatal(err)
 	}
 	h.t.Cleanup(func() { _ = podnet.DeleteNetns(hostNS) })
-	n := &node{name: name, stateDir: stateDir, cfg: agent.Config{
+	capture := &captureAPI{agents: make(chan *agent.Agent, 4)}
+	n := &node{api: capture, name: name, stateDir: stateDir, cfg: agent.Config{
+		KubeletAPI: capture,
 		NodeName: name,
 		Client:   h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
 		NodeIP:   "127.0.0.1",
@@ -149,6 +152,34 @@ func (n *node) start(t *testing.T) {
 		n.done <- err
 	}()
 	t.Cleanup(n.stop)
+}
+
+// captureAPI stands in for node/kubeletapi: it hands the test the
+// running agent, as the kubelet API server gets it.
+type captureAPI struct {
+	agents chan *agent.Agent
+}
+
+func (c *captureAPI) Serve(ctx context.Context, a *agent.Agent) error {
+	select {
+	case c.agents <- a:
+	default:
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// agent is the node's running agent.
+func (n *node) agent(t *testing.T) *agent.Agent {
+	t.Helper()
+	select {
+	case a := <-n.api.agents:
+		n.api.agents <- a
+		return a
+	case <-time.After(60 * time.Second):
+		t.Fatal("the agent did not start its kubelet API")
+		return nil
+	}
 }
 
 func (n *node) stop() {

@@ -42,6 +42,7 @@ func TestAgent(t *testing.T) {
 	t.Run("PreStopBeforeSIGTERM", func(t *testing.T) { t.Parallel(); testPreStop(t, h) })
 	t.Run("AgentRestart", func(t *testing.T) { t.Parallel(); testAgentRestart(t, h) })
 	t.Run("NodeRestriction", func(t *testing.T) { t.Parallel(); testNodeRestriction(t, h) })
+	t.Run("Attach", func(t *testing.T) { t.Parallel(); testAttach(t, h, n1) })
 }
 
 func testNodeStatus(t *testing.T, h *harness) {
@@ -161,6 +162,13 @@ func testDeployment(t *testing.T, h *harness, n1 *node) {
 		if out := logOf(t, n1, &pp, "web", 0); !strings.HasPrefix(out, "started "+p.Name) {
 			t.Errorf("pod %s log %q, want it to start with %q", p.Name, out, "started "+p.Name)
 		}
+	}
+	// Pods on one node reach each other over the node bridge: one pod
+	// fetches the other's hostname from its web server.
+	from := strings.TrimPrefix(pods[0].Status.ContainerStatuses[0].ContainerID, "containerd://")
+	out, code, err := n1.agent(t).Runtime().Exec(ctx, from, []string{"wget", "-qO-", "http://" + pods[1].Status.PodIP + ":8080/etc/hostname"}, 30*time.Second)
+	if err != nil || code != 0 || strings.TrimSpace(string(out)) != pods[1].Name {
+		t.Errorf("pod %s fetching from pod %s (%s): exit %d, %v, output %q", pods[0].Name, pods[1].Name, pods[1].Status.PodIP, code, err, out)
 	}
 	// Scaling to zero stops and removes the pods.
 	scale, err := h.admin.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
