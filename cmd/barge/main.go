@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newServerCmd(),
+		newAgentCmd(),
 		newCertsCmd(),
 		newStatusCmd(),
 		newMemberCmd(),

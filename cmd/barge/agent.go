@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
+
+	"github.com/barge-dev/barge/node/agent"
+	"github.com/barge-dev/barge/node/runtime"
+	"github.com/barge-dev/barge/raftstore"
+	"github.com/barge-dev/barge/raftstore/pki"
+)
+
+// kubeletAPIFor is where `barge agent` gets its kubelet API server
+// (node/kubeletapi, port 10250: logs, exec, attach, port-forward, stats),
+// serving with certsDir's kubelet.crt and trusting only the API server's
+// kubelet-client certificate. KUBELET API: wire node/kubeletapi here;
+// until then the node serves no kubelet API (nil).
+func kubeletAPIFor(certsDir string) agent.KubeletAPI {
+	_ = certsDir
+	return nil
+}
+
+func newAgentCmd() *cobra.Command {
+	var (
+		name, certs, nodeIP, socket, namespace, stateDir, hostsDir string
+		capacity                                                   string
+		servers                                                    []string
+		logLevel, logFormat                                        string
+		mtu                                                        int
+		kubeletPort                                                int32
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a worker node: register it and run its pods on containerd",
+		Long: `Run the node agent, barge's kubelet. It joins the cluster with the node's
+credential from --certs (node.crt/node.key from 'barge certs node', CN
+system:node:NAME in system:nodes, so the API server lets it act only as
+that node), registers the Node, renews its Lease, and runs the pods
+bound to it on containerd in the namespace --containerd-namespace
+(default: the node name), with pod networking from the node's pod CIDR.
+
+Restarting the agent neither restarts nor orphans running pods: it
+re-adopts them from containerd.`,
+		Example: `  barge certs node --dir ./certs --name w1 --ip 10.0.0.11
+  barge agent --name w1 --certs ./certs/nodes/w1 --servers https://10.0.0.1:6443 --node-ip 10.0.0.11`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			caps, err := parseCapacity(capacity)
+			if err != nil {
+				return err
+			}
+			if len(servers) == 0 {
+				return fmt.Errorf("--servers: give at least one API server https://IP:PORT")
+			}
+			for _, s := range servers {
+				if err := checkServerURL(s); err != nil {
+					return err
+				}
+			}
+			nc := nodeCredentials{dir: certs}
+			for _, f := range []string{pki.CACertFile, nodeClientCertFile, nodeClientKeyFile} {
+				if _, err := os.Stat(nc.path(f)); err != nil {
+					return fmt.Errorf("--certs %s: %s missing (write it with 'barge certs node'): %w", certs, f, err)
+				}
+			}
+			if stateDir == "" {
+				stateDir = filepath.Join("/var/lib/barge/agent", name)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			server := pickServer(ctx, servers, nc)
+			cfg := agent.Config{
+				NodeName: name,
+				Client: &rest.Config{
+					Host: server,
+					TLSClientConfig: rest.TLSClientConfig{
+						CAFile:   nc.path(pki.CACertFile),
+						CertFile: nc.path(nodeClientCertFile),
+						KeyFile:  nc.path(nodeClientKeyFile),
+					},
+					QPS: 50, Burst: 100,
+				},
+				NodeIP:   nodeIP,
+				Capacity: caps,
+				Version:  "v" + raftstore.Version + "-barge",
+				Runtime: runtime.Config{
+					Address:   socket,
+					Namespace: namespace,
+					StateDir:  stateDir,
+					HostsDir:  hostsDir,
+				},
+				KubeletPort: kubeletPort,
+				MTU:         mtu,
+				Logger:      logger,
+			}
+			// The kubelet API server plugs in here (node/kubeletapi).
+			if api := kubeletAPIFor(certs); api != nil {
+				cfg.KubeletAPI = api
+			}
+			logger.Info("starting node agent", "node", name, "server", server, "containerd", socket)
+			return agent.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "node name (required)")
+	f.StringVar(&certs, "certs", "", "directory with ca.crt, node.crt and node.key from 'barge certs node' (required)")
+	f.StringSliceVar(&servers, "servers", nil, "API servers https://IP:PORT, comma separated; the first that answers is used (required)")
+	f.StringVar(&nodeIP, "node-ip", "", "the node's InternalIP (required)")
+	f.StringVar(&socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's gRPC socket")
+	f.StringVar(&namespace, "containerd-namespace", "", "containerd namespace of this node's containers (default: the node name)")
+	f.StringVar(&stateDir, "state-dir", "", "agent state: logs, pod volumes, network namespaces, address allocations (default /var/lib/barge/agent/NAME)")
+	f.StringVar(&hostsDir, "registry-hosts-dir", "/etc/containerd/certs.d", "containerd registry host configuration (hosts.toml per registry) for pulls")
+	f.StringVar(&capacity, "capacity", "", "node capacity, e.g. cpu=4,memory=8Gi,pods=110 (default: the machine's)")
+	f.IntVar(&mtu, "mtu", 0, "pod network MTU (default 1500)")
+	f.Int32Var(&kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "kubelet API port reported in the Node's status")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	for _, n := range []string{"name", "certs", "servers", "node-ip"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+// parseCapacity reads cpu=4,memory=8Gi,pods=110.
+func parseCapacity(s string) (corev1.ResourceList, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := corev1.ResourceList{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("--capacity %q: want NAME=QUANTITY,... (cpu=4,memory=8Gi,pods=110)", s)
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("--capacity %s: %w", kv, err)
+		}
+		switch corev1.ResourceName(k) {
+		case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods, corev1.ResourceEphemeralStorage:
+		default:
+			if !strings.Contains(k, "/") && !strings.HasPrefix(k, "hugepages-") {
+				return nil, fmt.Errorf("--capacity %s: unknown resource %q (cpu, memory, pods, ephemeral-storage, hugepages-*, or a domain/name extended resource)", kv, k)
+			}
+		}
+		out[corev1.ResourceName(k)] = q
+	}
+	return out, nil
+}
+
+// pickServer returns the first server whose /readyz answers, or the first
+// one if none does yet (client-go retries).
+func pickServer(ctx context.Context, servers []string, nc nodeCredentials) string {
+	if len(servers) == 1 {
+		return servers[0]
+	}
+	pool := x509.NewCertPool()
+	if b, err := os.ReadFile(nc.path(pki.CACertFile)); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	cert, err := tls.LoadX509KeyPair(nc.path(nodeClientCertFile), nc.path(nodeClientKeyFile))
+	if err != nil {
+		return servers[0]
+	}
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	for _, s := range servers {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s, "/")+"/readyz", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return s
+		}
+	}
+	return servers[0]
+}

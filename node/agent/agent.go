@@ -1,0 +1,280 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/barge-dev/barge/node/runtime"
+)
+
+// Kubelet defaults the agent follows.
+const (
+	DefaultKubeletPort    = 10250
+	DefaultClusterDNS     = "10.96.0.10"
+	DefaultClusterDomain  = "cluster.local"
+	DefaultLeaseDuration  = 40 * time.Second
+	DefaultRenewInterval  = 10 * time.Second
+	DefaultStatusInterval = time.Minute
+	// Crash-loop back-off: 10 s doubling to 5 min, as the kubelet.
+	DefaultBackoffBase = 10 * time.Second
+	DefaultBackoffMax  = 5 * time.Minute
+	// resyncInterval bounds how long a pod goes unsynced (configMap and
+	// secret volumes refresh, tokens rotate).
+	resyncInterval = 10 * time.Second
+)
+
+// KubeletAPI is the node's kubelet API server (port 10250: logs, exec,
+// attach, port-forward, stats), built in node/kubeletapi. The agent starts
+// it once the node is registered and the runtime is up, and stops it by
+// cancelling ctx.
+type KubeletAPI interface {
+	Serve(ctx context.Context, a *Agent) error
+}
+
+// Config configures a node agent.
+type Config struct {
+	// NodeName is the node's name; its credential is system:node:NodeName.
+	NodeName string
+	// Client reaches the API servers with the node's credential.
+	Client *rest.Config
+	// NodeIP is the node's InternalIP.
+	NodeIP string
+	// Runtime configures containerd (its OnExit is the agent's).
+	Runtime runtime.Config
+	// Capacity overrides the machine's (the lab's nodes share one
+	// machine). Allocatable equals capacity.
+	Capacity corev1.ResourceList
+	// Labels go on the Node beside the well-known ones.
+	Labels map[string]string
+	// Version is barge's version, the Node's kubeletVersion.
+	Version string
+	// KubeletPort is reported in status.daemonEndpoints.
+	KubeletPort int32
+	// KubeletAPI, when set, is started on the node (see KubeletAPI).
+	KubeletAPI KubeletAPI
+
+	ClusterDNS     string
+	ClusterDomain  string
+	LeaseDuration  time.Duration
+	RenewInterval  time.Duration
+	StatusInterval time.Duration
+	BackoffBase    time.Duration
+	BackoffMax     time.Duration
+	// MTU of the pod network (0: 1500).
+	MTU    int
+	Logger *slog.Logger
+}
+
+func (c *Config) complete() error {
+	if c.NodeName == "" {
+		return errors.New("agent: a node name is required")
+	}
+	if c.Client == nil {
+		return errors.New("agent: a client configuration is required")
+	}
+	if c.NodeIP == "" {
+		return errors.New("agent: the node IP is required")
+	}
+	if _, err := netip.ParseAddr(c.NodeIP); err != nil {
+		return fmt.Errorf("agent: node IP %q: %w", c.NodeIP, err)
+	}
+	if c.Runtime.Namespace == "" {
+		c.Runtime.Namespace = c.NodeName
+	}
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	set(&c.LeaseDuration, DefaultLeaseDuration)
+	set(&c.RenewInterval, DefaultRenewInterval)
+	set(&c.StatusInterval, DefaultStatusInterval)
+	set(&c.BackoffBase, DefaultBackoffBase)
+	set(&c.BackoffMax, DefaultBackoffMax)
+	if c.KubeletPort == 0 {
+		c.KubeletPort = DefaultKubeletPort
+	}
+	if c.ClusterDNS == "" {
+		c.ClusterDNS = DefaultClusterDNS
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = DefaultClusterDomain
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	client   kubernetes.Interface
+	rt       *runtime.Runtime
+	pods     corelisters.PodLister
+	services corelisters.ServiceLister
+
+	crashBackoff *flowcontrol.Backoff
+	pullBackoff  *flowcontrol.Backoff
+	tokens       *tokenCache
+
+	mu          sync.Mutex
+	workers     map[types.UID]*worker
+	allocatable corev1.ResourceList
+	podCIDR     netip.Prefix
+	stopped     bool // no new workers once Run is returning
+	ctx         context.Context
+	wg          sync.WaitGroup
+}
+
+// Runtime is the node's container runtime (for the kubelet API server).
+func (a *Agent) Runtime() *runtime.Runtime { return a.rt }
+
+// Client is the node's API client.
+func (a *Agent) Client() kubernetes.Interface { return a.client }
+
+// NodeName is the node's name.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// Pods lists the pods bound to this node, from the agent's cache.
+func (a *Agent) Pods() ([]*corev1.Pod, error) { return a.pods.List(everything()) }
+
+// Run registers the node, re-adopts what containerd runs, and runs the
+// node's pods until ctx ends. Containers keep running when it returns: a
+// restarted agent adopts them.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.complete(); err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg.Client)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{
+		cfg:          cfg,
+		log:          cfg.Logger.With("node", cfg.NodeName),
+		client:       client,
+		crashBackoff: flowcontrol.NewBackOff(cfg.BackoffBase, cfg.BackoffMax),
+		pullBackoff:  flowcontrol.NewBackOff(cfg.BackoffBase, cfg.BackoffMax),
+		workers:      map[types.UID]*worker{},
+		ctx:          ctx,
+	}
+	a.tokens = newTokenCache(client)
+	rcfg := cfg.Runtime
+	rcfg.Logger = a.log
+	rcfg.OnExit = a.wakeUID
+	rt, err := runtime.New(ctx, rcfg)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer rt.Close()
+	a.rt = rt
+
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	cidr, err := a.waitPodCIDR(ctx)
+	if err != nil {
+		return err
+	}
+	a.podCIDR = cidr
+	if err := rt.SetupNetwork(ctx, cidr, cfg.MTU); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := rt.Adopt(ctx); err != nil {
+		a.log.Warn("adopting containers", "err", err)
+	}
+
+	inf := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
+		}))
+	podInf := inf.Core().V1().Pods()
+	a.pods = podInf.Lister()
+	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.podChanged(obj) },
+		UpdateFunc: func(_, obj any) { a.podChanged(obj) },
+		DeleteFunc: func(obj any) { a.podDeleted(obj) },
+	}); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	svcInf := informers.NewSharedInformerFactory(client, 0)
+	a.services = svcInf.Core().V1().Services().Lister()
+	svcInf.Core().V1().Services().Informer()
+	svcInf.Start(ctx.Done())
+	defer svcInf.Shutdown()
+	inf.Start(ctx.Done())
+	defer inf.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, svcInf.Core().V1().Services().Informer().HasSynced) {
+		return ctx.Err()
+	}
+	// Pods the API no longer has (deleted while the agent was down) are
+	// stopped and removed.
+	if err := a.removeOrphans(ctx); err != nil {
+		a.log.Warn("removing orphaned pods", "err", err)
+	}
+
+	a.wg.Go(func() { a.heartbeat(ctx) })
+	if cfg.KubeletAPI != nil {
+		// The kubelet API server (node/kubeletapi) runs beside the pod
+		// workers, for as long as the agent does.
+		a.wg.Go(func() {
+			if err := cfg.KubeletAPI.Serve(ctx, a); err != nil && ctx.Err() == nil {
+				a.log.Error("kubelet API server", "err", err)
+			}
+		})
+	}
+	a.log.Info("node agent running", "podCIDR", cidr, "containerd", cfg.Runtime.Address, "namespace", cfg.Runtime.Namespace)
+	<-ctx.Done()
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	a.wg.Wait()
+	return nil
+}
+
+// removeOrphans stops and removes the sandboxes of pods that are no
+// longer bound to this node.
+func (a *Agent) removeOrphans(ctx context.Context) error {
+	sbs, err := a.rt.Sandboxes(ctx)
+	if err != nil {
+		return err
+	}
+	pods, err := a.pods.List(everything())
+	if err != nil {
+		return err
+	}
+	known := map[types.UID]bool{}
+	for _, p := range pods {
+		known[p.UID] = true
+	}
+	var errs []error
+	for uid, p := range sbs {
+		if known[types.UID(uid)] {
+			continue
+		}
+		a.log.Info("removing pod no longer bound here", "pod", p.Namespace+"/"+p.Name, "uid", uid)
+		errs = append(errs, a.teardown(ctx, p, 0))
+	}
+	return errors.Join(errs...)
+}
