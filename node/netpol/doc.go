@@ -12,11 +12,12 @@
 //	    ip daddr vmap @ingress                # isolated local pod → its ingress chain
 //	}
 //	map ingress { ipv4_addr : verdict }       # pod IP → jump ingress-<IP>
-//	chain ingress-<IP> { <peer> <ports> return ...; drop }
+//	chain ingress-<IP> { <peer> <ports> return ...; reject }
 //
 // A pod is in a map only when some policy isolates it in that direction;
 // its chain returns for each allowed peer and port (so the other
-// direction is still checked) and drops the rest. Peers are pod IPs
+// direction is still checked) and rejects the rest (ICMP admin-prohibited: a denied connection fails at
+// once rather than hanging). Peers are pod IPs
 // resolved from podSelector/namespaceSelector, or ipBlock CIDRs with
 // their except ranges; named ports resolve against the pod that owns
 // them (the local pod for ingress, each destination pod for egress);

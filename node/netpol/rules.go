@@ -129,17 +129,22 @@ func compute(c cluster) (state, []error) {
 		ip := local.ip.String()
 		if isoIn {
 			ch := "ingress-" + ip
-			st.chains[ch] = append(dedupe(ingress), "drop")
+			st.chains[ch] = append(dedupe(ingress), deny)
 			st.ingress[ip] = ch
 		}
 		if isoOut {
 			ch := "egress-" + ip
-			st.chains[ch] = append(dedupe(egress), "drop")
+			st.chains[ch] = append(dedupe(egress), deny)
 			st.egress[ip] = ch
 		}
 	}
 	return st, errs
 }
+
+// deny ends every isolated pod's chain: a reject, not a silent drop, so
+// a denied connection fails at once (the client sees "host
+// unreachable") instead of hanging until its own timeout.
+const deny = "reject with icmp type admin-prohibited"
 
 // policyTypes reads spec.policyTypes, defaulted as the API does when it
 // is empty: Ingress always, Egress when there are egress rules.

@@ -38,6 +38,7 @@ type startArg struct {
 // agent does.
 func proxyHandlers() map[string]netnstest.Handler {
 	return map[string]netnstest.Handler{
+		"wait-endpoint": waitHandler,
 		"proxy": func(ctx context.Context, log *slog.Logger, raw json.RawMessage) (any, error) {
 			var a startArg
 			if err := json.Unmarshal(raw, &a); err != nil {
