@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/barge-dev/barge/node/gossip"
@@ -73,10 +74,15 @@ Prints p50 and max of both; -o json keeps every sample.`,
 				return enc.Encode(res)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KILLS\tNODES\tREPLICAS\tNOTREADY P50\tMAX\tMOVED P50\tMAX")
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%v\t%v\t%v\t%v\n", len(res.NotReady), res.Nodes, res.Replicas,
-				res.NotReadyP50.Round(10*time.Millisecond), res.NotReadyMax.Round(10*time.Millisecond),
-				res.MovedP50.Round(10*time.Millisecond), res.MovedMax.Round(10*time.Millisecond))
+			r10 := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+			fmt.Fprintln(tw, "KILLS\tNODES\tREPLICAS\tSTEP (FROM THE KILL)\tP50\tMAX")
+			for _, row := range []struct {
+				name string
+				ds   []time.Duration
+			}{{"NotReady", res.NotReady}, {"tainted unreachable", res.Tainted}, {"first pod evicted", res.Evicted}, {"pods Running elsewhere", res.Moved}} {
+				p50, mx := p50max(row.ds)
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%v\t%v\n", len(row.ds), res.Nodes, res.Replicas, row.name, r10(p50), r10(mx))
+			}
 			return tw.Flush()
 		},
 	}
@@ -96,9 +102,13 @@ type nodefailOptions struct {
 
 // NodefailResult are the figures of one run; durations are from the kill.
 type NodefailResult struct {
-	Nodes       int             `json:"nodes"`
-	Replicas    int             `json:"replicas"`
-	NotReady    []time.Duration `json:"notReadyNanos"`
+	Nodes    int             `json:"nodes"`
+	Replicas int             `json:"replicas"`
+	NotReady []time.Duration `json:"notReadyNanos"`
+	// Tainted is when the unreachable NoExecute taint was on the node,
+	// Evicted when the first of its replicas was being deleted.
+	Tainted     []time.Duration `json:"taintedNanos"`
+	Evicted     []time.Duration `json:"evictedNanos"`
 	Moved       []time.Duration `json:"movedNanos"`
 	NotReadyP50 time.Duration   `json:"notReadyP50Nanos"`
 	NotReadyMax time.Duration   `json:"notReadyMaxNanos"`
@@ -106,13 +116,19 @@ type NodefailResult struct {
 	MovedMax    time.Duration   `json:"movedMaxNanos"`
 }
 
-func loopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// loopbackAddrs are n distinct free loopback ports: all are held until
+// the last is found, then released for the servers to bind.
+func loopbackAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return out, nil
 }
 
 func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slog.Logger) (*NodefailResult, error) {
@@ -136,13 +152,13 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 	type server struct{ name, peer, client, api, gossip string }
 	servers := make([]server, 3)
 	var initial []string
+	addrs, err := loopbackAddrs(4 * len(servers))
+	if err != nil {
+		return nil, err
+	}
 	for i := range servers {
-		s := server{name: fmt.Sprintf("s%d", i+1)}
-		for _, a := range []*string{&s.peer, &s.client, &s.api, &s.gossip} {
-			if *a, err = loopbackAddr(); err != nil {
-				return nil, err
-			}
-		}
+		a := addrs[4*i:]
+		s := server{name: fmt.Sprintf("s%d", i+1), peer: a[0], client: a[1], api: a[2], gossip: a[3]}
 		servers[i] = s
 		initial = append(initial, s.name+"="+s.peer)
 	}
@@ -197,7 +213,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 		return nil, err
 	}
 	logger.Info("servers starting", "dir", dir)
-	if err := poll(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
+	if err := poll(ctx, 5*time.Minute, func(ctx context.Context) (bool, error) {
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	}); err != nil {
@@ -279,11 +295,27 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 		if err := nodes.Kill(victim); err != nil {
 			return nil, err
 		}
-		var notReady, moved time.Duration
+		var notReady, tainted, evicted, moved time.Duration
 		err = poll(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
-			if notReady == 0 {
-				if node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{}); err == nil && !benchNodeReady(node) {
-					notReady = time.Since(t0)
+			if notReady == 0 || tainted == 0 {
+				if node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{}); err == nil {
+					if notReady == 0 && !benchNodeReady(node) {
+						notReady = time.Since(t0)
+					}
+					for _, t := range node.Spec.Taints {
+						if tainted == 0 && t.Key == corev1.TaintNodeUnreachable && t.Effect == corev1.TaintEffectNoExecute {
+							tainted = time.Since(t0)
+						}
+					}
+				}
+			}
+			if evicted == 0 {
+				if pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=nodefail"}); err == nil {
+					for _, p := range pods.Items {
+						if p.Spec.NodeName == victim && p.DeletionTimestamp != nil && evicted == 0 {
+							evicted = time.Since(t0)
+						}
+					}
 				}
 			}
 			if moved == 0 {
@@ -298,7 +330,10 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 		}
 		res.NotReady = append(res.NotReady, notReady)
 		res.Moved = append(res.Moved, moved)
-		logger.Info("node killed", "kill", k+1, "node", victim, "notReady", notReady.Round(time.Millisecond), "moved", moved.Round(time.Millisecond))
+		res.Tainted = append(res.Tainted, tainted)
+		res.Evicted = append(res.Evicted, evicted)
+		logger.Info("node killed", "kill", k+1, "node", victim, "notReady", notReady.Round(time.Millisecond),
+			"tainted", tainted.Round(time.Millisecond), "evicted", evicted.Round(time.Millisecond), "moved", moved.Round(time.Millisecond))
 		if err := nodes.Revive(ctx, victim); err != nil {
 			return nil, err
 		}
@@ -315,13 +350,16 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 
 func rescale(ctx context.Context, cs kubernetes.Interface, replicas int) error {
 	for _, n := range []int{0, replicas} {
-		s, err := cs.AppsV1().Deployments("default").GetScale(ctx, "nodefail", metav1.GetOptions{})
-		if err != nil {
+		if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			s, err := cs.AppsV1().Deployments("default").GetScale(ctx, "nodefail", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			s.Spec.Replicas = int32(n)
+			_, err = cs.AppsV1().Deployments("default").UpdateScale(ctx, "nodefail", s, metav1.UpdateOptions{})
 			return err
-		}
-		s.Spec.Replicas = int32(n)
-		if _, err := cs.AppsV1().Deployments("default").UpdateScale(ctx, "nodefail", s, metav1.UpdateOptions{}); err != nil {
-			return err
+		}); err != nil {
+			return fmt.Errorf("scale to %d: %w", n, err)
 		}
 		if n == 0 {
 			if err := poll(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
