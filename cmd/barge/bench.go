@@ -26,7 +26,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure the store side by side with etcd",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchTortureCmd(), newBenchStarveCmd(), newBenchHogCmd(), newBenchNetCmd())
+	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchTortureCmd(), newBenchStarveCmd(), newBenchHogCmd(), newBenchNetCmd(), newBenchNodefailCmd())
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/spf13/cobra"
 )
@@ -54,6 +55,8 @@ everything a cluster needs:
   admin.crt, admin.key     administrator client certificate (CN=admin,
                            O=system:masters), for barge and etcdctl
   admin.kubeconfig         kubectl configuration for the administrator
+  gossip-keyring.json      the gossip pool's encryption key (kept if it
+                           exists: servers and agents share it)
 
 The server and peer certificates are valid for every --hosts entry (IP
 addresses or DNS names) plus localhost, 127.0.0.1 and ::1, so list every
@@ -73,6 +76,13 @@ invalidates every certificate the old one issued.`,
 				}
 				return err
 			}
+			// Every server and agent joins the one encrypted gossip pool
+			// with this key; a CA replaced by --force keeps the pool's key,
+			// which rotates on its own (barge gossip keyring).
+			keyring, created, err := gossip.InitKeyring(dir)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			for _, f := range []struct{ name, what string }{
 				{pki.CACertFile, "cluster CA certificate"},
@@ -87,6 +97,11 @@ invalidates every certificate the old one issued.`,
 			} {
 				fmt.Fprintf(out, "wrote %-40s %s\n", filepath.Join(dir, f.name), f.what)
 			}
+			verb := "wrote"
+			if !created {
+				verb = "kept "
+			}
+			fmt.Fprintf(out, "%s %-40s %s\n", verb, keyring, "gossip pool key (shared by servers and agents)")
 			if err := describeServerCert(out, filepath.Join(dir, pki.ServerCertFile)); err != nil {
 				return err
 			}

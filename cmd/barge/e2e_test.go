@@ -104,19 +104,27 @@ type proc struct {
 	cmd    *exec.Cmd
 	client string
 	api    string // Kubernetes API address; empty unless withAPIServers
+	gossip string // gossip address; empty unless withGossip
 	log    *bytes.Buffer
 }
 
 type processCluster struct {
-	t     *testing.T
-	dir   string
-	certs string
-	procs []*proc
-	api   bool
+	t      *testing.T
+	dir    string
+	certs  string
+	procs  []*proc
+	api    bool
+	gossip bool
 }
 
 // processOption adjusts a cluster before its processes start.
 type processOption func(*processCluster)
+
+// withGossip makes every peer join one gossip pool (--gossip-addr on a
+// free loopback port, kept in proc.gossip; the others join the first).
+func withGossip() processOption {
+	return func(pc *processCluster) { pc.gossip = true }
+}
 
 // withAPIServers makes every peer also serve the Kubernetes API
 // (--api-addr on a free loopback port, kept in proc.api).
@@ -147,6 +155,13 @@ func startProcessCluster(t *testing.T, n int, opts ...processOption) *processClu
 		if pc.api {
 			p.api = freePort(t)
 			args = append(args, "--api-addr", p.api)
+		}
+		if pc.gossip {
+			p.gossip = freePort(t)
+			args = append(args, "--gossip-addr", p.gossip)
+			if i > 0 {
+				args = append(args, "--gossip-join", pc.procs[0].gossip)
+			}
 		}
 		p.cmd = exec.Command(bargeBin, args...)
 		p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,5 +148,37 @@ func TestGossipCLINoPool(t *testing.T) {
 	out, err := exec.Command(bargeBin, "gossip", "members", "--endpoints", "https://"+c.Endpoints()[0], "--certs", c.CertsDir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "runs no gossip pool") {
 		t.Fatalf("a server without gossip: %v\n%s", err, out)
+	}
+}
+
+// TestServerGossip: `barge server --gossip-addr` servers form a pool with
+// the key `barge certs init` wrote, an agent joins with it, and `barge
+// gossip members -o json` on any server lists all of them with their
+// roles.
+func TestServerGossip(t *testing.T) {
+	pc := startProcessCluster(t, 3, withGossip())
+	startGossipMember(t, "node-1", gossip.RoleAgent, filepath.Join(pc.certs, gossip.KeyringFile), pc.procs[1].gossip)
+	want := map[string]gossip.Role{"s1": gossip.RoleServer, "s2": gossip.RoleServer, "s3": gossip.RoleServer, "node-1": gossip.RoleAgent}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, p := range pc.procs {
+		for {
+			out, err := exec.Command(bargeBin, "gossip", "members", "-o", "json", "--endpoints", "https://"+p.client, "--certs", pc.certs).Output()
+			var infos []gossip.MemberInfo
+			got := map[string]gossip.Role{}
+			if err == nil && json.Unmarshal(out, &infos) == nil {
+				for _, i := range infos {
+					if i.State == gossip.StateAlive {
+						got[i.Name] = i.Role
+					}
+				}
+			}
+			if maps.Equal(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: members %v (%v), want %v alive", p.name, got, err, want)
+			}
+			time.Sleep(200 * time.Millisecond) // polling an external process; no event to wait on
+		}
 	}
 }

@@ -14,11 +14,15 @@ import (
 	"time"
 
 	"github.com/barge-dev/barge/control/apiserver"
+	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/leader"
 	"github.com/barge-dev/barge/control/plane"
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/barge-dev/barge/raftstore/raftlog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 )
@@ -40,6 +44,11 @@ func newServerCmd() *cobra.Command {
 		apiArgs        []string
 		migrateTo      string
 		segmentBytes   int64
+		gossipAddr     string
+		gossipAdv      string
+		gossipJoin     []string
+		gossipProfile  string
+		health         nodeHealthFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -55,6 +64,22 @@ On first start, give --initial-cluster (the same list on every peer) to
 bootstrap a new cluster, or --join with a client URL of a running cluster
 to add this peer to it. Later starts reuse --data-dir and ignore both.
 SIGTERM or SIGINT stop the peer; a leader hands leadership over first.
+
+With --gossip-addr the server joins the gossip pool (key from the
+certificates folder's gossip-keyring.json, which barge certs init writes),
+serves 'barge gossip' on --client-addr, and while it leads turns the pool's
+view of the agents into Node conditions: a node whose agent gossip declares
+dead, or that left, gets Ready=Unknown at once. With barge's default
+timings a dead node is NotReady in about 4 s and its pods run elsewhere
+within 15 s:
+
+  --node-unreachable-toleration  5s   pods' default toleration of the
+  --node-not-ready-toleration    5s   unreachable / not-ready taints (300s
+                                      in Kubernetes); a pod's own, and a
+                                      DaemonSet's, still win
+  --node-monitor-period          1s   node lifecycle controller pass (5s)
+  --node-monitor-grace-period    40s  Lease fallback for nodes without
+                                      gossip (50s)
 
 With --migrate-log-store=STORE the command serves nothing: it moves the
 Raft log of the stopped member in --data-dir into STORE (etcd-wal or
@@ -109,6 +134,12 @@ bolt) and exits. Run it again if it was interrupted.`,
 				BargeVersion: raftstore.Version,
 				ExtraArgs:    apiArgs,
 				Logger:       logger.With("component", "control"),
+
+				NotReadyToleration:    health.notReadyToleration,
+				UnreachableToleration: health.unreachableToleration,
+			}
+			if err := health.validate(); err != nil {
+				return err
 			}
 			if advertiseAPI != "" {
 				if api.AdvertiseAddr = net.ParseIP(advertiseAPI); api.AdvertiseAddr == nil {
@@ -117,6 +148,20 @@ bolt) and exits. Run it again if it was interrupted.`,
 			}
 			// The API server's own log lines go through our logger.
 			klog.SetSlogLogger(logger.With("component", "apiserver"))
+			var pool *gossip.Pool
+			if gossipAddr != "" {
+				if pool, err = startServerGossip(cfg, gossipAddr, gossipAdv, gossipJoin, gossipProfile, logger); err != nil {
+					return err
+				}
+				defer func() {
+					if err := pool.Leave(2 * time.Second); err != nil {
+						logger.Warn("gossip leave", "err", err)
+					}
+				}()
+				cfg.RegisterServices = func(s *grpc.Server) { gossip.RegisterAdmin(s, pool) }
+			} else if len(gossipJoin) > 0 || gossipAdv != "" {
+				return errors.New("--gossip-join and --gossip-advertise need --gossip-addr")
+			}
 			var srv *raftstore.Server
 			var lead leader.Leadership
 			if len(etcdServers) > 0 {
@@ -138,7 +183,8 @@ bolt) and exits. Run it again if it was interrupted.`,
 			}
 			var cp *plane.Plane
 			if apiAddr != "" {
-				cp, err = plane.Start(api, lead, plane.Options{})
+				cp, err = plane.Start(api, lead, plane.Options{Gossip: pool, Controllers: controllers.Config{
+					NodeMonitorPeriod: health.monitorPeriod, NodeMonitorGracePeriod: health.monitorGrace}})
 				if err != nil {
 					if srv != nil {
 						srv.Stop()
@@ -195,7 +241,72 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.Int64Var(&cfg.MinLeaseTTL, "min-lease-ttl", 2, "shortest lease TTL in seconds; shorter grants are raised to it")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.StringVar(&gossipAddr, "gossip-addr", "", "IP:PORT to gossip on (TCP and UDP; port 7946 when only an IP is given); off when empty")
+	f.StringVar(&gossipAdv, "gossip-advertise", "", "IP other members reach this one at (default the --gossip-addr IP)")
+	f.StringSliceVar(&gossipJoin, "gossip-join", nil, "gossip members to join, IP:PORT,... (other servers; retried until one answers)")
+	f.StringVar(&gossipProfile, "gossip-profile", gossip.ProfileBarge, "failure detector timing: barge, lan or local (see node/gossip)")
+	health.register(f)
 	return cmd
+}
+
+// nodeHealthFlags are the timings from a node's death to its pods running
+// elsewhere (see the command's help).
+type nodeHealthFlags struct {
+	notReadyToleration, unreachableToleration time.Duration
+	monitorPeriod, monitorGrace               time.Duration
+}
+
+func (h *nodeHealthFlags) register(f *pflag.FlagSet) {
+	f.DurationVar(&h.unreachableToleration, "node-unreachable-toleration", apiserver.DefaultUnreachableToleration, "how long pods without a toleration of their own stay on an unreachable node (whole seconds; the API server's --default-unreachable-toleration-seconds)")
+	f.DurationVar(&h.notReadyToleration, "node-not-ready-toleration", apiserver.DefaultNotReadyToleration, "the same for a not-ready node (--default-not-ready-toleration-seconds)")
+	f.DurationVar(&h.monitorPeriod, "node-monitor-period", controllers.DefaultNodeMonitorPeriod, "how often the node lifecycle controller taints nodes by their Ready condition")
+	f.DurationVar(&h.monitorGrace, "node-monitor-grace-period", controllers.DefaultNodeMonitorGracePeriod, "how long a node may miss Lease renewals before it is marked Unknown (the fallback without gossip)")
+}
+
+func (h *nodeHealthFlags) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--node-unreachable-toleration", h.unreachableToleration}, {"--node-not-ready-toleration", h.notReadyToleration}} {
+		if d.v < time.Second || d.v%time.Second != 0 {
+			return fmt.Errorf("%s %v: want a whole number of seconds, at least 1s", d.name, d.v)
+		}
+	}
+	if h.monitorPeriod <= 0 {
+		return fmt.Errorf("--node-monitor-period %v must be positive", h.monitorPeriod)
+	}
+	if h.monitorGrace <= h.monitorPeriod {
+		return fmt.Errorf("--node-monitor-grace-period %v must be longer than --node-monitor-period %v", h.monitorGrace, h.monitorPeriod)
+	}
+	return nil
+}
+
+// startServerGossip starts this server's member of the gossip pool, role
+// server, named as the store member.
+func startServerGossip(cfg raftstore.Config, addr, advertise string, join []string, profile string, logger *slog.Logger) (*gossip.Pool, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, portStr = addr, strconv.Itoa(gossip.DefaultPort)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr %q: port: %w", addr, err)
+	}
+	if cfg.CertsDir == "" {
+		return nil, errors.New("--gossip-addr needs --certs: the pool's key is in the certificates folder")
+	}
+	timing, err := gossip.TimingProfile(profile)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-profile: %w", err)
+	}
+	keyring := filepath.Join(cfg.CertsDir, gossip.KeyringFile)
+	if _, err := os.Stat(keyring); err != nil {
+		return nil, fmt.Errorf("gossip: %w (barge certs init writes it; or barge gossip keygen --certs %s)", err, cfg.CertsDir)
+	}
+	return gossip.Start(gossip.Config{
+		Name: cfg.Name, Role: gossip.RoleServer, BindAddr: host, AdvertiseAddr: advertise, Port: port,
+		KeyringFile: keyring, Join: join, Timing: timing, Logger: logger,
+	})
 }
 
 func parseRetention(cfg *raftstore.Config, s string) error {

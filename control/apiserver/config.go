@@ -3,8 +3,10 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"time"
 )
 
 // Defaults Kubernetes users expect.
@@ -18,6 +20,19 @@ const (
 	DefaultServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 	// StoragePrefix is where Kubernetes objects live in the store.
 	StoragePrefix = "/registry"
+
+	// DefaultNotReadyToleration and DefaultUnreachableToleration are
+	// how long a pod stays on a node tainted not-ready or unreachable
+	// (NoExecute) before it is evicted, for pods that do not say
+	// themselves: the DefaultTolerationSeconds admission plugin writes
+	// them into each pod (Kubernetes: 300 s). barge's gossip marks a dead
+	// node within about 4 s and the unreachable taint follows within a
+	// second; 5 s more leaves a node that flapped time to come back, and
+	// the replacement pods running within 15 s of the failure. Pods with
+	// tolerations of their own (DaemonSet pods tolerate both taints for
+	// ever) keep them: the plugin only fills in what is missing.
+	DefaultNotReadyToleration    = 5 * time.Second
+	DefaultUnreachableToleration = 5 * time.Second
 )
 
 // Dialer opens a connection to an etcd v3 endpoint; the address is the
@@ -61,6 +76,13 @@ type Config struct {
 	ServiceCIDR string
 	// NodePortRange is the node port range (DefaultNodePortRange).
 	NodePortRange string
+	// NotReadyToleration and UnreachableToleration are the default
+	// tolerations of the not-ready and unreachable taints
+	// (--default-not-ready-toleration-seconds,
+	// --default-unreachable-toleration-seconds), in whole seconds; zero
+	// takes the defaults above.
+	NotReadyToleration    time.Duration
+	UnreachableToleration time.Duration
 	// BargeVersion goes into /version as build metadata.
 	BargeVersion string
 	// ExtraArgs are further kube-apiserver flags (--name=value), applied
@@ -93,6 +115,20 @@ func (c *Config) complete() error {
 	}
 	if c.NodePortRange == "" {
 		c.NodePortRange = DefaultNodePortRange
+	}
+	if c.NotReadyToleration == 0 {
+		c.NotReadyToleration = DefaultNotReadyToleration
+	}
+	if c.UnreachableToleration == 0 {
+		c.UnreachableToleration = DefaultUnreachableToleration
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"not-ready", c.NotReadyToleration}, {"unreachable", c.UnreachableToleration}} {
+		if t.d < 0 || t.d%time.Second != 0 {
+			return fmt.Errorf("apiserver: %s toleration %v: want a whole number of seconds, at least 1s", t.name, t.d)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

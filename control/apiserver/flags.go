@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/barge-dev/barge/raftstore/pki"
 )
@@ -59,6 +60,8 @@ func (c *Config) args(host string, port int) ([]string, error) {
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
 		"--service-cluster-ip-range=" + c.ServiceCIDR,
+		"--default-not-ready-toleration-seconds=" + strconv.FormatInt(int64(c.NotReadyToleration/time.Second), 10),
+		"--default-unreachable-toleration-seconds=" + strconv.FormatInt(int64(c.UnreachableToleration/time.Second), 10),
 		"--service-node-port-range=" + c.NodePortRange,
 		"--kubelet-client-certificate=" + file(pki.KubeletClientCertFile),
 		"--kubelet-client-key=" + file(pki.KubeletClientKeyFile),

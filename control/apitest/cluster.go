@@ -23,6 +23,7 @@ import (
 	"github.com/barge-dev/barge/control/apiserver"
 	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/plane"
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/barge-dev/barge/raftstore/storetest"
 )
@@ -40,6 +41,10 @@ type Cluster struct {
 	addrs  []string
 	// TokenFile is the static token file every API server reads.
 	TokenFile string
+	// Gossip are the servers' gossip members (with Options.Gossip),
+	// one per server, in a pool keyed by GossipKeyring.
+	Gossip        []*gossip.Pool
+	GossipKeyring string
 	// dying are API servers whose peer was killed, still shutting down.
 	dying sync.WaitGroup
 	opts  plane.Options
@@ -51,6 +56,10 @@ type Options struct {
 	Tokens map[string]string
 	// Plane configures every server's leader-only components.
 	Plane plane.Options
+	// Gossip gives every server a member of one gossip pool on
+	// loopback (role server, named s1, s2, ...), and the leader the node
+	// health controller on it.
+	Gossip bool
 }
 
 // APIOnly runs only the controllers an API server's own behaviour rests
@@ -87,6 +96,9 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 			lines += token + "," + rest + "\n"
 		}
 		c.opts = o.Plane // the last one given wins
+		if o.Gossip && c.Gossip == nil {
+			c.startGossip(n)
+		}
 	}
 	if err := os.WriteFile(c.TokenFile, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
@@ -118,6 +130,10 @@ func (c *Cluster) StartAPI(i int) {
 	if err != nil {
 		c.t.Fatalf("API server %d: listen: %v", i, err)
 	}
+	opts := c.opts
+	if c.Gossip != nil {
+		opts.Gossip = c.Gossip[i]
+	}
 	p, err := plane.Start(apiserver.Config{
 		Listener:     ln,
 		CertsDir:     c.Store.CertsDir,
@@ -127,12 +143,45 @@ func (c *Cluster) StartAPI(i int) {
 		TokenFile:    c.TokenFile,
 		BargeVersion: "test",
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, m.Server, c.opts)
+	}, m.Server, opts)
 	if err != nil {
 		c.t.Fatalf("API server %d: %v", i, err)
 	}
 	c.Planes[i] = p
 	c.addrs[i] = p.Addr()
+}
+
+// startGossip starts the servers' pool: the first member, then the
+// others joining it.
+func (c *Cluster) startGossip(n int) {
+	c.t.Helper()
+	keyring, _, err := gossip.InitKeyring(c.Store.CertsDir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.GossipKeyring = keyring
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range n {
+		cfg := gossip.Config{Name: fmt.Sprintf("s%d", i+1), Role: gossip.RoleServer, BindAddr: "127.0.0.1",
+			KeyringFile: keyring, Logger: logger}
+		if i > 0 {
+			cfg.Join = []string{c.Gossip[0].Addr().String()}
+		}
+		p, err := gossip.Start(cfg)
+		if err != nil {
+			c.t.Fatalf("gossip member of server %d: %v", i, err)
+		}
+		c.Gossip = append(c.Gossip, p)
+	}
+}
+
+// GossipJoin are the servers' gossip addresses, for members to join.
+func (c *Cluster) GossipJoin() []string {
+	var out []string
+	for _, p := range c.Gossip {
+		out = append(out, p.Addr().String())
+	}
+	return out
 }
 
 // StopAPI stops API server i.
@@ -165,6 +214,9 @@ func (c *Cluster) Close() {
 		c.StopAPI(i)
 	}
 	c.dying.Wait()
+	for _, p := range c.Gossip {
+		_ = p.Shutdown()
+	}
 }
 
 // Addr is API server i's address.

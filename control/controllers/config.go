@@ -1,10 +1,14 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 	kubectrlmgrconfig "k8s.io/kubernetes/pkg/controller/apis/config"
@@ -20,6 +24,20 @@ const (
 	DefaultNodeCIDRMaskSize = 24
 	// DefaultServiceCIDR matches the API server's service range.
 	DefaultServiceCIDR = "10.96.0.0/16"
+
+	// DefaultNodeMonitorPeriod is how often the node lifecycle
+	// controller looks at every node's Ready condition and taints the
+	// node to match (Kubernetes: 5 s). Gossip writes Ready=Unknown about
+	// 3 s after a node dies; at 1 s the unreachable taint follows within
+	// a second, where 5 s would spend a third of barge's 15 s budget.
+	// A pass reads the informer caches only; it writes for changed nodes.
+	DefaultNodeMonitorPeriod = time.Second
+	// DefaultNodeMonitorGracePeriod is how long a node may go without
+	// renewing its Lease before the controller marks it Unknown itself
+	// (Kubernetes: 50 s): the fallback for nodes gossip does not cover.
+	// 40 s is four of a kubelet's 10 s renewals, so one slow renewal
+	// never costs a node its pods.
+	DefaultNodeMonitorGracePeriod = 40 * time.Second
 )
 
 // Config is what the leader-only components of a term need.
@@ -38,10 +56,26 @@ type Config struct {
 	// defaults (tests and benchmarks); Generic.Controllers picks the
 	// controllers, as --controllers does.
 	Tune func(*kubectrlmgrconfig.KubeControllerManagerConfiguration)
+	// NodeMonitorPeriod and NodeMonitorGracePeriod are the node
+	// lifecycle controller's (--node-monitor-period,
+	// --node-monitor-grace-period); zero takes barge's defaults above.
+	NodeMonitorPeriod      time.Duration
+	NodeMonitorGracePeriod time.Duration
 	// NoScheduler leaves the scheduler out (API tests with no nodes).
 	NoScheduler bool
-	Logger      *slog.Logger
+	// Extra are barge's own leader-only components (node health from
+	// gossip), built every term beside Kubernetes' on the same warm
+	// informers and the term's fenced client, and run with them.
+	Extra  []BuildFunc
+	Logger *slog.Logger
 }
+
+// BuildFunc builds one component for a term. informers is the term's
+// factory (handlers added through it go when the term ends); client
+// carries the term's fence on every request. It may run at warm-up too,
+// with an unfenced client, and its result is then discarded unrun: it
+// must not act before Run.
+type BuildFunc func(ctx context.Context, informers informers.SharedInformerFactory, client *rest.Config) (Component, error)
 
 func (c *Config) complete() {
 	if c.ClusterCIDR == "" {
@@ -52,6 +86,12 @@ func (c *Config) complete() {
 	}
 	if c.ServiceCIDR == "" {
 		c.ServiceCIDR = DefaultServiceCIDR
+	}
+	if c.NodeMonitorPeriod == 0 {
+		c.NodeMonitorPeriod = DefaultNodeMonitorPeriod
+	}
+	if c.NodeMonitorGracePeriod == 0 {
+		c.NodeMonitorGracePeriod = DefaultNodeMonitorGracePeriod
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -78,6 +118,9 @@ func (c *Config) componentConfig() (kubectrlmgrconfig.KubeControllerManagerConfi
 	// --service-account-private-key-file --root-ca-file
 	cc.SAController.ServiceAccountKeyFile = file(pki.ServiceAccountKeyFile)
 	cc.SAController.RootCAFile = file(pki.CACertFile)
+	// --node-monitor-period --node-monitor-grace-period
+	cc.NodeLifecycleController.NodeMonitorPeriod = metav1.Duration{Duration: c.NodeMonitorPeriod}
+	cc.NodeLifecycleController.NodeMonitorGracePeriod = metav1.Duration{Duration: c.NodeMonitorGracePeriod}
 	if c.Tune != nil {
 		c.Tune(&cc)
 	}

@@ -49,6 +49,7 @@ type Built struct {
 	in          *Informers
 	cctx        app.ControllerContext
 	controllers []app.Controller
+	extra       []Component
 	scheduler   *scheduler.Scheduler
 	broadcast   events.EventBroadcaster
 }
@@ -119,6 +120,13 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 		return nil, err
 	}
 	b.controllers = append(b.controllers, tokens)
+	for _, build := range cfg.Extra {
+		c, err := build(ctx, term.Typed(), clientCfg)
+		if err != nil {
+			return nil, fmt.Errorf("controllers: %w", err)
+		}
+		b.extra = append(b.extra, c)
+	}
 
 	if cfg.NoScheduler {
 		ok = true
@@ -169,6 +177,9 @@ func (b *Built) Run(ctx context.Context) {
 		})
 	}
 	wg.Go(func() { app.RunControllers(ctx, b.cctx, b.controllers, 0, 0) })
+	for _, c := range b.extra {
+		wg.Go(func() { c.Run(ctx) })
+	}
 	wg.Wait()
 }
 

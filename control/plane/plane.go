@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/barge-dev/barge/control/apiserver"
 	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/leader"
+	"github.com/barge-dev/barge/control/nodehealth"
+	"github.com/barge-dev/barge/node/gossip"
 )
 
 // Options adjust the leader-only components.
@@ -23,6 +28,10 @@ type Options struct {
 	// Unfenced sends the components' writes without their term. Only for
 	// the test that proves fencing matters.
 	Unfenced bool
+	// Gossip is this server's member of the gossip pool; with it the
+	// leader also runs the node health controller (control/nodehealth)
+	// on this server's view of the pool.
+	Gossip *gossip.Pool
 }
 
 // Plane is a started control plane.
@@ -62,6 +71,11 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 	ccfg.Client = api.LoopbackConfig()
 	ccfg.CertsDir = cfg.CertsDir
 	ccfg.Logger = logger.With("component", "controllers")
+	if pool := opts.Gossip; pool != nil {
+		ccfg.Extra = append(slices.Clip(ccfg.Extra), func(_ context.Context, in informers.SharedInformerFactory, client *rest.Config) (controllers.Component, error) {
+			return nodehealth.New(pool, in, client, ccfg.Logger)
+		})
+	}
 	informers, err := controllers.NewInformers(ctx, api.LoopbackConfig())
 	if err != nil {
 		cancel()

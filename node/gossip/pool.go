@@ -46,7 +46,11 @@ type Config struct {
 	RetryJoinInterval time.Duration
 	// Timing of failure detection; the zero value is ProfileBarge.
 	Timing Timing
-	Logger *slog.Logger
+	// Transport, when set, replaces memberlist's UDP and TCP transport on
+	// BindAddr:Port (which it must then be bound to). Tests wrap one to
+	// stall a member as SIGSTOP would, where members share a process.
+	Transport memberlist.NodeAwareTransport
+	Logger    *slog.Logger
 }
 
 // Pool is this process's member of the gossip pool. Servers and agents
@@ -172,13 +176,18 @@ func Start(cfg Config) (*Pool, error) {
 	mc.Events = (*events)(p)
 	mc.Ping = (*pings)(p)
 	mc.Logger = log.New(&logBridge{p: p}, "", 0)
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("gossip: start member %s on %s: %w", cfg.Name, net.JoinHostPort(bind.String(), strconv.Itoa(cfg.Port)), err)
 	}
 	p.ml = ml
-	p.addr = netip.AddrPortFrom(adv, uint16(mc.AdvertisePort))
+	// memberlist settles the port (a free one for port 0, or the given
+	// transport's) and advertises it on the local node.
+	p.addr = netip.AddrPortFrom(adv, ml.LocalNode().Port)
 	p.logger.Info("gossip member started", "name", cfg.Name, "addr", p.addr.String(), "role", string(cfg.Role))
 
 	if len(cfg.Join) > 0 {

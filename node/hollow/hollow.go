@@ -38,7 +38,11 @@ type Config struct {
 	JobRuntime time.Duration
 	// Workers bound the concurrent status writes (default 16).
 	Workers int
-	Logger  *slog.Logger
+	// Gossip, when set, runs a gossip member per node, so that node
+	// health follows gossip as for real agents (see Nodes.Kill and
+	// Nodes.Pause).
+	Gossip *Gossip
+	Logger *slog.Logger
 }
 
 // LeaseDuration and RenewInterval are a kubelet's defaults.
@@ -73,6 +77,9 @@ func (c *Config) complete() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Gossip != nil && c.Gossip.KeyringFile == "" {
+		return errors.New("hollow: gossip needs the pool's keyring file")
+	}
 	return nil
 }
 
@@ -80,8 +87,24 @@ func (c *Config) complete() error {
 // left registered on return, as a stopped kubelet leaves its Node: the
 // node lifecycle controller then marks them unreachable.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.complete(); err != nil {
+	n, err := Start(ctx, cfg)
+	if err != nil {
 		return err
+	}
+	return n.Wait()
+}
+
+// Nodes are running hollow nodes.
+type Nodes struct {
+	h    *hollow
+	done chan struct{}
+}
+
+// Start registers the nodes, starts their gossip members if configured,
+// and keeps the nodes alive in the background until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Nodes, error) {
+	if err := cfg.complete(); err != nil {
+		return nil, err
 	}
 	rc := rest.CopyConfig(cfg.Client)
 	if rc.QPS < 200 {
@@ -89,16 +112,27 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return fmt.Errorf("hollow: %w", err)
+		return nil, fmt.Errorf("hollow: %w", err)
 	}
-	h := &hollow{cfg: cfg, client: client, names: map[string]bool{}, nextIP: map[string]netip.Addr{}}
+	h := &hollow{cfg: cfg, client: client, names: map[string]*nodeState{}, nextIP: map[string]netip.Addr{}}
 	for i := range cfg.Count {
-		h.names[fmt.Sprintf("%s-%d", cfg.Prefix, i)] = true
+		name := fmt.Sprintf("%s-%d", cfg.Prefix, i)
+		h.names[name] = &nodeState{name: name}
 	}
 	if err := h.register(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	cfg.Logger.Info("hollow nodes registered", "count", cfg.Count, "prefix", cfg.Prefix)
+	if cfg.Gossip != nil {
+		for _, st := range h.names {
+			m, err := startMember(cfg.Gossip, st.name, 0, cfg.Logger)
+			if err != nil {
+				h.stopMembers()
+				return nil, err
+			}
+			st.member = m
+		}
+	}
+	cfg.Logger.Info("hollow nodes registered", "count", cfg.Count, "prefix", cfg.Prefix, "gossip", cfg.Gossip != nil)
 
 	// Only pods bound to a node concern a kubelet.
 	inf := informers.NewSharedInformerFactoryWithOptions(client, 0,
@@ -108,8 +142,9 @@ func Run(ctx context.Context, cfg Config) error {
 	pods := inf.Core().V1().Pods()
 	h.pods = pods.Lister()
 	h.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	h.nodeQueue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	enqueue := func(obj any) {
-		if p, ok := obj.(*corev1.Pod); ok && h.names[p.Spec.NodeName] {
+		if p, ok := obj.(*corev1.Pod); ok && h.names[p.Spec.NodeName] != nil {
 			if key, err := cache.MetaNamespaceKeyFunc(p); err == nil {
 				h.queue.Add(key)
 			}
@@ -119,38 +154,71 @@ func Run(ctx context.Context, cfg Config) error {
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 	}); err != nil {
-		return fmt.Errorf("hollow: %w", err)
+		h.stopMembers()
+		return nil, fmt.Errorf("hollow: %w", err)
 	}
 	nodeInf := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = HollowLabel + "=true" }))
-	h.nodes = nodeInf.Core().V1().Nodes().Lister()
+	nodes := nodeInf.Core().V1().Nodes()
+	h.nodes = nodes.Lister()
+	// A kubelet posts its status when what the API server holds differs
+	// from what it would report: a Ready another writer set to Unknown
+	// (node lifecycle, gossip) is set back while the node is up.
+	checkNode := func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok && h.names[n.Name] != nil && !nodeIsReady(n) {
+			h.nodeQueue.Add(n.Name)
+		}
+	}
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    checkNode,
+		UpdateFunc: func(_, obj any) { checkNode(obj) },
+	}); err != nil {
+		h.stopMembers()
+		return nil, fmt.Errorf("hollow: %w", err)
+	}
 	nodeInf.Start(ctx.Done())
-	defer nodeInf.Shutdown()
 	inf.Start(ctx.Done())
-	defer inf.Shutdown()
-	defer h.queue.ShutDown()
 
-	var wg sync.WaitGroup
-	wg.Go(func() { h.renewLeases(ctx) })
-	for range cfg.Workers {
+	n := &Nodes{h: h, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		var wg sync.WaitGroup
+		wg.Go(func() { h.renewLeases(ctx) })
+		for range cfg.Workers {
+			wg.Go(func() {
+				for h.work(ctx) {
+				}
+			})
+		}
 		wg.Go(func() {
-			for h.work(ctx) {
+			for h.workNode(ctx) {
 			}
 		})
-	}
-	<-ctx.Done()
-	h.queue.ShutDown()
-	wg.Wait()
+		<-ctx.Done()
+		h.queue.ShutDown()
+		h.nodeQueue.ShutDown()
+		wg.Wait()
+		nodeInf.Shutdown()
+		inf.Shutdown()
+		h.stopMembers()
+	}()
+	return n, nil
+}
+
+// Wait returns once the nodes stopped (their context ended).
+func (n *Nodes) Wait() error {
+	<-n.done
 	return nil
 }
 
 type hollow struct {
-	cfg    Config
-	client kubernetes.Interface
-	names  map[string]bool
-	pods   corelisters.PodLister
-	nodes  corelisters.NodeLister
-	queue  workqueue.TypedRateLimitingInterface[string]
+	cfg       Config
+	client    kubernetes.Interface
+	names     map[string]*nodeState // fixed after Start
+	pods      corelisters.PodLister
+	nodes     corelisters.NodeLister
+	queue     workqueue.TypedRateLimitingInterface[string] // pods
+	nodeQueue workqueue.TypedRateLimitingInterface[string] // node status
 
 	mu     sync.Mutex
 	nextIP map[string]netip.Addr // per node, in its pod CIDR

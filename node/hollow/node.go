@@ -103,6 +103,9 @@ func (h *hollow) renewLeases(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		if !h.up(names[i]) {
+			continue // killed or paused: its Lease runs out
+		}
 		if err := h.renewLease(ctx, names[i]); err != nil && ctx.Err() == nil {
 			h.cfg.Logger.Warn("lease renewal", "node", names[i], "err", err)
 		}

@@ -47,6 +47,9 @@ func (h *hollow) sync(ctx context.Context, key string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	if !h.up(pod.Spec.NodeName) {
+		return 0, nil // a dead or stopped kubelet does nothing; resume looks again
+	}
 	pods := h.client.CoreV1().Pods(ns)
 	if pod.DeletionTimestamp != nil {
 		err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
