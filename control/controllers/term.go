@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -51,6 +52,8 @@ type Built struct {
 	controllers []app.Controller
 	scheduler   *scheduler.Scheduler
 	broadcast   events.EventBroadcaster
+	logger      *slog.Logger
+	fence       uint64
 }
 
 // Build constructs Kubernetes' scheduler and controllers for one term on
@@ -67,7 +70,7 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 	clientCfg := FencedConfig(cfg.Client, fence)
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: clientCfg}
 	term := in.NewTerm()
-	b := &Built{term: term, in: in}
+	b := &Built{term: term, in: in, logger: cfg.Logger, fence: fence}
 	ok := false
 	defer func() {
 		if !ok {
@@ -165,6 +168,9 @@ func (b *Built) Run(ctx context.Context) {
 			if err := b.scheduler.WaitForHandlersSync(ctx); err != nil {
 				return
 			}
+			// The moment a new leader can bind pods: failover is timed
+			// against it (barge bench control).
+			b.logger.Info("scheduler started", "term", b.fence)
 			b.scheduler.Run(ctx)
 		})
 	}
