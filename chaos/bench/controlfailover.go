@@ -109,8 +109,11 @@ func (s *setup) failover(ctx context.Context, kills int) (ControlFailover, error
 			offsets[i] = logSize(m)
 		}
 		m := s.servers.Members[lead]
-		m.kill()
+		// Timed from the SIGKILL: waiting for the process to be reaped
+		// takes a moment on a busy machine, and the survivors' clocks run
+		// from the signal.
 		killed := time.Now()
+		m.kill()
 		probe := fmt.Sprintf("probe-%02d", k)
 		created := s.createProbe(ctx, survivors, probe, killed)
 		var bound time.Time

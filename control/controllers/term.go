@@ -46,7 +46,10 @@ type Component interface {
 
 // Built is one term's components, constructed and not yet running.
 type Built struct {
-	term        *Term
+	term *Term
+	// schedTerm holds the scheduler's handlers, activated before the
+	// controllers' (see Run).
+	schedTerm   *Term
 	in          *Informers
 	cctx        app.ControllerContext
 	controllers []app.Controller
@@ -136,7 +139,8 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	b.broadcast = events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
-	b.scheduler, err = scheduler.New(ctx, client, term.Typed(),
+	b.schedTerm = in.NewTerm()
+	b.scheduler, err = scheduler.New(ctx, client, b.schedTerm.Typed(),
 		dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0), profile.NewRecorderFactory(b.broadcast),
 		scheduler.WithKubeConfig(builder.ConfigOrDie("scheduler")))
 	if err != nil {
@@ -151,21 +155,29 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 func (b *Built) Run(ctx context.Context) {
 	defer b.end()
 	b.in.Start()
-	if err := b.term.Activate(); err != nil {
-		klog.FromContext(ctx).Error(err, "activating the term's informer handlers")
-		return
-	}
-	close(b.cctx.InformersStarted)
 	if b.broadcast != nil {
 		b.broadcast.StartRecordingToSink(ctx.Done())
 	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	if b.scheduler != nil {
+		// The scheduler's handlers go first, and the controllers' wait
+		// until those have synced: registered at once, every handler
+		// replays every object of its informer at the same moment, and
+		// the scheduler's replay, which a failover waits for before the
+		// first bind, would share the cores with a hundred others.
+		if err := b.schedTerm.Activate(); err != nil {
+			klog.FromContext(ctx).Error(err, "activating the scheduler's informer handlers")
+			return
+		}
+		synced := make(chan struct{})
 		wg.Go(func() {
 			// Warm caches make this return at once; a first term after a
 			// restart waits for the lists like kube-scheduler does.
 			b.cctx.InformerFactory.WaitForCacheSync(ctx.Done())
-			if err := b.scheduler.WaitForHandlersSync(ctx); err != nil {
+			err := b.scheduler.WaitForHandlersSync(ctx)
+			close(synced)
+			if err != nil {
 				return
 			}
 			// The moment a new leader can bind pods: failover is timed
@@ -173,9 +185,18 @@ func (b *Built) Run(ctx context.Context) {
 			b.logger.Info("scheduler started", "term", b.fence)
 			b.scheduler.Run(ctx)
 		})
+		select {
+		case <-synced:
+		case <-ctx.Done():
+			return
+		}
 	}
+	if err := b.term.Activate(); err != nil {
+		klog.FromContext(ctx).Error(err, "activating the term's informer handlers")
+		return
+	}
+	close(b.cctx.InformersStarted)
 	wg.Go(func() { app.RunControllers(ctx, b.cctx, b.controllers, 0, 0) })
-	wg.Wait()
 }
 
 func (b *Built) end() {
@@ -183,6 +204,9 @@ func (b *Built) end() {
 		b.broadcast.Shutdown()
 	}
 	b.term.End()
+	if b.schedTerm != nil {
+		b.schedTerm.End()
+	}
 }
 
 // Warm builds a term's components and discards them, so the informers
