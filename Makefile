@@ -53,7 +53,11 @@ demo: build deps
 # with Debian's etcd 3.4 and etcd 3.7 built from the pinned module
 # (`barge bench store`: 3-member clusters of all three on loopback,
 # the same workloads through the etcd v3 client, leader-kill failover),
-# kept as docs/bench/store.json and rendered into docs/benchmarks.md.
+# kept as docs/bench/store.json and rendered into docs/benchmarks.md;
+# then the control plane on barge and on etcd 3.7 (`barge bench control`:
+# hollow nodes, pods to bound, a Deployment and its rollout, mutating
+# calls, kills of the active server), kept as docs/bench/control.json and
+# rendered as the page's Control plane section.
 # BENCH_FLAGS=--quick gives a smoke run in under 3 minutes.
 BENCH_FLAGS ?=
 bench: build deps
@@ -62,7 +66,8 @@ bench: build deps
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
 	@mkdir -p docs/bench
 	$(BIN) bench store --etcd37 bin/etcd37 --json docs/bench/store.json $(BENCH_FLAGS)
-	$(BIN) bench report --json docs/bench/store.json --markdown docs/benchmarks.md
+	$(BIN) bench control --etcd bin/etcd37 --json docs/bench/control.json $(BENCH_FLAGS)
+	$(BIN) bench report --json docs/bench/store.json --control docs/bench/control.json --markdown docs/benchmarks.md
 
 # torture: hundreds of kill -9s of store members under write load (during
 # segment cuts, snapshots and compactions too), then every acknowledged

@@ -13,8 +13,20 @@
 // description and fdatasync floor (machine.go), the orchestration (run.go)
 // and the rendering of results (report.go).
 //
+// `barge bench control` compares the same upstream control plane on two
+// stores: three barge servers (Raft store, scheduler and controllers on the
+// Raft leader) against three etcd members under three
+// `barge server --etcd-servers` (Lease election), each with `barge hollow`
+// nodes, all real processes on loopback. It owns: the two setups and their
+// readiness (control.go), the pods, Deployment, mutating-call and memory
+// rows (controlload.go), the kill series and where its time goes, read from
+// the new leader's log (controlfailover.go), the orchestration
+// (controlrun.go) and the rendering, ratios and goals (controlreport.go),
+// which becomes the "Control plane" section of docs/benchmarks.md.
+//
 // bench may import raftstore/pki (for the certificate file names), the etcd
-// client and the standard library; it talks to both systems only through
-// their binaries and the etcd v3 API, so that the comparison is fair.
+// client, client-go and k8s.io/api (the control bench's client) and the
+// standard library; it talks to the systems only through their binaries,
+// the etcd v3 API and the Kubernetes API, so that the comparison is fair.
 // Nothing imports bench but cmd/barge.
 package bench

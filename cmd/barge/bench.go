@@ -23,10 +23,10 @@ import (
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the store side by side with etcd",
+		Short: "Measure the store and the control plane side by side with etcd",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchTortureCmd(), newBenchStarveCmd(), newBenchHogCmd(), newBenchNetCmd(), newBenchNodefailCmd())
+	cmd.AddCommand(newBenchStoreCmd(), newBenchReportCmd(), newBenchTortureCmd(), newBenchStarveCmd(), newBenchHogCmd(), newBenchNetCmd(), newBenchNodefailCmd(), newBenchControlCmd())
 	return cmd
 }
 
@@ -135,33 +135,56 @@ Both clusters are stopped at the end, on error and on Ctrl-C.`,
 }
 
 func newBenchReportCmd() *cobra.Command {
-	var jsonPath, mdPath string
+	var jsonPath, controlPath, mdPath string
 	cmd := &cobra.Command{
-		Use:     "report",
-		Short:   "Render docs/benchmarks.md from a `barge bench store --json` report, keeping its hand-written analysis",
-		Example: `  barge bench report --json docs/bench/store.json --markdown docs/benchmarks.md`,
-		Args:    cobra.NoArgs,
+		Use:   "report",
+		Short: "Render docs/benchmarks.md from `barge bench store --json` and `barge bench control --json` reports, keeping its hand-written analysis",
+		Long: `Render the store section of the page from --json (unless --json is
+empty) and its "Control plane" section from --control (when given). Each
+replaces only its own part: the store section is everything above the
+hand-written marker, the control plane section lies between its own
+markers in the hand-written part, and the rest of the page is kept.`,
+		Example: `  barge bench report --json docs/bench/store.json --markdown docs/benchmarks.md
+  barge bench report --json= --control docs/bench/control.json --markdown docs/benchmarks.md`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rep, err := bench.ReadReport(jsonPath)
-			if err != nil {
-				return err
+			var page string
+			if mdPath != "" {
+				previous, err := os.ReadFile(mdPath)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("read the page to keep its hand-written part: %w", err)
+				}
+				page = string(previous)
+			}
+			if jsonPath == "" && controlPath == "" {
+				return errors.New("nothing to render: give --json or --control")
+			}
+			if jsonPath != "" {
+				rep, err := bench.ReadReport(jsonPath)
+				if err != nil {
+					return err
+				}
+				page = bench.KeepHandWritten(bench.Markdown(rep), page)
+			}
+			if controlPath != "" {
+				rep, err := bench.ReadControlReport(controlPath)
+				if err != nil {
+					return err
+				}
+				page = bench.WithControlSection(page, bench.ControlMarkdown(rep))
 			}
 			if mdPath == "" {
-				_, err := fmt.Fprint(cmd.OutOrStdout(), bench.Markdown(rep))
+				_, err := fmt.Fprint(cmd.OutOrStdout(), page)
 				return err
 			}
-			previous, err := os.ReadFile(mdPath)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("read the page to keep its hand-written part: %w", err)
-			}
-			page := bench.KeepHandWritten(bench.Markdown(rep), string(previous))
 			if err := os.WriteFile(mdPath, []byte(page), 0o644); err != nil {
 				return fmt.Errorf("write markdown: %w", err)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&jsonPath, "json", "docs/bench/store.json", "report to read")
+	cmd.Flags().StringVar(&jsonPath, "json", "docs/bench/store.json", "store report to read (empty: leave the store section as it is)")
+	cmd.Flags().StringVar(&controlPath, "control", "", "control plane report to read (`barge bench control --json`)")
 	cmd.Flags().StringVar(&mdPath, "markdown", "", "markdown file to write (default stdout)")
 	return cmd
 }

@@ -54,6 +54,7 @@ Kubernetes' kubemark and kwok. Nodes carry the label barge.dev/hollow=true.`,
 	f.StringVar(&cfg.Prefix, "prefix", "hollow", "node names are PREFIX-0, PREFIX-1, ...")
 	f.DurationVar(&cfg.JobRuntime, "job-runtime", time.Second, "how long a Job's pod runs before it succeeds")
 	f.IntVar(&cfg.Workers, "workers", 16, "concurrent status writes")
+	f.IntVar(&cfg.MaxPods, "max-pods", 110, "pods each node takes, as a kubelet's --max-pods; benchmarks with many pods on few nodes raise it")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("kubeconfig")
 	return cmd

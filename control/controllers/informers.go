@@ -83,6 +83,22 @@ func (in *Informers) Start() {
 	in.meta.Start(in.ctx.Done())
 }
 
+// WaitForSync waits until every informer started so far has synced, or
+// ctx ends; it reports whether they all did.
+func (in *Informers) WaitForSync(ctx context.Context) bool {
+	for _, ok := range in.typed.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return false
+		}
+	}
+	for _, ok := range in.meta.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Term is one term's view of the Informers: the same caches, with the
 // event handlers added through it held back until Activate, and removed by
 // End.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -45,13 +46,18 @@ type Component interface {
 
 // Built is one term's components, constructed and not yet running.
 type Built struct {
-	term        *Term
+	term *Term
+	// schedTerm holds the scheduler's handlers, activated before the
+	// controllers' (see Run).
+	schedTerm   *Term
 	in          *Informers
 	cctx        app.ControllerContext
 	controllers []app.Controller
 	extra       []Component
 	scheduler   *scheduler.Scheduler
 	broadcast   events.EventBroadcaster
+	logger      *slog.Logger
+	fence       uint64
 }
 
 // Build constructs Kubernetes' scheduler and controllers for one term on
@@ -68,7 +74,7 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 	clientCfg := FencedConfig(cfg.Client, fence)
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: clientCfg}
 	term := in.NewTerm()
-	b := &Built{term: term, in: in}
+	b := &Built{term: term, in: in, logger: cfg.Logger, fence: fence}
 	ok := false
 	defer func() {
 		if !ok {
@@ -141,7 +147,8 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	b.broadcast = events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
-	b.scheduler, err = scheduler.New(ctx, client, term.Typed(),
+	b.schedTerm = in.NewTerm()
+	b.scheduler, err = scheduler.New(ctx, client, b.schedTerm.Typed(),
 		dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0), profile.NewRecorderFactory(b.broadcast),
 		scheduler.WithKubeConfig(builder.ConfigOrDie("scheduler")))
 	if err != nil {
@@ -156,31 +163,51 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 func (b *Built) Run(ctx context.Context) {
 	defer b.end()
 	b.in.Start()
+	if b.broadcast != nil {
+		b.broadcast.StartRecordingToSink(ctx.Done())
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if b.scheduler != nil {
+		// The scheduler's handlers go first, and the controllers' wait
+		// until those have synced: registered at once, every handler
+		// replays every object of its informer at the same moment, and
+		// the scheduler's replay, which a failover waits for before the
+		// first bind, would share the cores with a hundred others.
+		if err := b.schedTerm.Activate(); err != nil {
+			klog.FromContext(ctx).Error(err, "activating the scheduler's informer handlers")
+			return
+		}
+		synced := make(chan struct{})
+		wg.Go(func() {
+			// Warm caches make this return at once; a first term after a
+			// restart waits for the lists like kube-scheduler does.
+			b.cctx.InformerFactory.WaitForCacheSync(ctx.Done())
+			err := b.scheduler.WaitForHandlersSync(ctx)
+			close(synced)
+			if err != nil {
+				return
+			}
+			// The moment a new leader can bind pods: failover is timed
+			// against it (barge bench control).
+			b.logger.Info("scheduler started", "term", b.fence)
+			b.scheduler.Run(ctx)
+		})
+		select {
+		case <-synced:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if err := b.term.Activate(); err != nil {
 		klog.FromContext(ctx).Error(err, "activating the term's informer handlers")
 		return
 	}
 	close(b.cctx.InformersStarted)
-	if b.broadcast != nil {
-		b.broadcast.StartRecordingToSink(ctx.Done())
-	}
-	var wg sync.WaitGroup
-	if b.scheduler != nil {
-		wg.Go(func() {
-			// Warm caches make this return at once; a first term after a
-			// restart waits for the lists like kube-scheduler does.
-			b.cctx.InformerFactory.WaitForCacheSync(ctx.Done())
-			if err := b.scheduler.WaitForHandlersSync(ctx); err != nil {
-				return
-			}
-			b.scheduler.Run(ctx)
-		})
-	}
 	wg.Go(func() { app.RunControllers(ctx, b.cctx, b.controllers, 0, 0) })
 	for _, c := range b.extra {
 		wg.Go(func() { c.Run(ctx) })
 	}
-	wg.Wait()
 }
 
 func (b *Built) end() {
@@ -188,6 +215,9 @@ func (b *Built) end() {
 		b.broadcast.Shutdown()
 	}
 	b.term.End()
+	if b.schedTerm != nil {
+		b.schedTerm.End()
+	}
 }
 
 // Warm builds a term's components and discards them, so the informers

@@ -93,8 +93,19 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 		}
 		// Followers keep the leader's caches warm too: a server that wins
 		// starts its components on them at once.
+		warming := time.Now()
 		if err := controllers.Warm(ctx, informers, ccfg); err != nil {
 			logger.Error("warming the controllers' caches", "err", err)
+		} else {
+			// Said once per process: from here a win starts the
+			// components at once (barge bench control waits for it).
+			// Waited for aside, so that a win before then still starts
+			// them (on caches that finish syncing under them).
+			p.goFn(func() {
+				if informers.WaitForSync(ctx) {
+					logger.Info("controllers' caches warm", "in", time.Since(warming))
+				}
+			})
 		}
 		leader.Run(ctx, lead, logger, func(ctx context.Context, term uint64) {
 			if opts.Unfenced {

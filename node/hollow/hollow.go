@@ -30,8 +30,11 @@ type Config struct {
 	Prefix string
 	Count  int
 	// Capacity is each node's capacity and allocatable (default 32 CPUs,
-	// 256 GiB, 110 pods).
+	// 256 GiB, MaxPods pods).
 	Capacity corev1.ResourceList
+	// MaxPods is the default capacity's pod count, as a kubelet's
+	// --max-pods (default 110).
+	MaxPods int
 	// Labels go on every node, beside kubernetes.io/hostname.
 	Labels map[string]string
 	// JobRuntime is how long a Job's pod runs before it succeeds.
@@ -64,11 +67,17 @@ func (c *Config) complete() error {
 	if c.Prefix == "" {
 		c.Prefix = "hollow"
 	}
+	if c.MaxPods < 0 {
+		return fmt.Errorf("hollow: max pods %d: want at least 1", c.MaxPods)
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = 110
+	}
 	if c.Capacity == nil {
 		c.Capacity = corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("32"),
 			corev1.ResourceMemory: resource.MustParse("256Gi"),
-			corev1.ResourcePods:   resource.MustParse("110"),
+			corev1.ResourcePods:   *resource.NewQuantity(int64(c.MaxPods), resource.DecimalSI),
 		}
 	}
 	if c.Workers <= 0 {

@@ -10,9 +10,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
+
+// registerBackoff spaces the attempts to register one node: about 30 s
+// in all.
+func registerBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 10, Cap: 5 * time.Second}
+}
 
 // register creates every node that does not exist yet, with a status a
 // kubelet would report, and its Lease.
@@ -25,7 +32,11 @@ func (h *hollow) register(ctx context.Context) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := h.registerNode(ctx, name); err != nil {
+			// A store that changes leader under load refuses a write
+			// or two ("leader changed"); a kubelet retries registration
+			// too. A lasting error still ends Run after the backoff.
+			err := retry.OnError(registerBackoff(), func(error) bool { return ctx.Err() == nil }, func() error { return h.registerNode(ctx, name) })
+			if err != nil {
 				errs <- err
 			}
 		}()
