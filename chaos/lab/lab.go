@@ -22,7 +22,7 @@ import (
 
 // Host roles.
 const (
-	RoleServer = "server"
+	RoleServer   = "server"
 	RoleNode     = "node"
 	RoleRegistry = "registry"
 )
