@@ -206,10 +206,12 @@ func teardown(ctx context.Context, id, dir string, hosts []Host, cd *Containerd,
 	// root end; this catches a crash between creating the pair and moving
 	// its peer.
 	if linkExists(ctx, rootVeth(id)) {
-		if _, err := ip(ctx, "", "link", "del", rootVeth(id)); err != nil && linkExists(ctx, rootVeth(id)) {
-			errs = append(errs, fmt.Errorf("lab: %w", err))
-		} else {
+		_, err := ip(ctx, "", "link", "del", rootVeth(id))
+		switch {
+		case err == nil:
 			r.Links = append(r.Links, rootVeth(id))
+		case linkExists(ctx, rootVeth(id)):
+			errs = append(errs, fmt.Errorf("lab: %w", err))
 		}
 	}
 	return errors.Join(errs...)
