@@ -11,9 +11,12 @@ package lab_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/barge-dev/barge/chaos/lab"
 	"github.com/barge-dev/barge/chaos/labtest"
@@ -22,9 +25,9 @@ import (
 )
 
 // TestNodes brings up one server and two nodes: up returns with both
-// Ready; a killed agent shows as stopped and its Node goes on being
-// listed; start brings it back to Ready; a crash of everything is
-// cleaned up by lab down.
+// Ready; a killed agent shows as stopped; start brings it back to Ready; a
+// pod of the registry's busybox runs on a node; after a crash of every
+// lab process lab down leaves nothing.
 func TestNodes(t *testing.T) {
 	requireRoot(t)
 	if err := exec.Command(bargeBin, "agent", "--help").Run(); err != nil {
@@ -70,11 +73,56 @@ func TestNodes(t *testing.T) {
 	if err := l.WaitNodesReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+
+	// A pod from the lab registry, scheduled onto a node: it leaves a pod
+	// network namespace, a container with its mounts and cgroups, which a
+	// crash of every lab process must not leak past lab down.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "sleeper", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: l.Registry + "/" + lab.BusyboxImage, Command: []string{"sleep", "600"}}},
+		},
+	}
+	waitFor(t, "pod created", 60*time.Second, func() (bool, string) {
+		// The default ServiceAccount appears shortly after the controllers start.
+		_, err := cs.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	var node string
+	waitFor(t, "pod Running", 90*time.Second, func() (bool, string) {
+		p, err := cs.CoreV1().Pods("default").Get(context.Background(), "sleeper", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		node = p.Spec.NodeName
+		return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("%s on %q: %+v", p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
+	})
+	if st := hostStatus(t, l, node); st.Pods == nil || *st.Pods != 1 {
+		t.Errorf("status of %s: pods %v, want 1", node, st.Pods)
+	}
+
+	// The crash: SIGKILL of every lab process, lab.json left behind.
+	l2, err := lab.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range l2.Hosts {
+		if h.PID > 0 {
+			_ = syscall.Kill(h.PID, syscall.SIGKILL)
+		}
+	}
+	_ = syscall.Kill(l2.Containerd.PID, syscall.SIGKILL)
 	r, err := lab.DownReport(dir)
 	if err != nil {
 		t.Fatalf("lab down: %v\n%s", err, r)
 	}
 	t.Logf("lab down removed:\n%s", r)
+	if r.Tasks < 1 || r.Containers < 1 {
+		t.Errorf("down removed %d tasks and %d containers, want the pod's", r.Tasks, r.Containers)
+	}
 	assertGone(t, l.ID)
 	assertNothingUnder(t, l, dir)
 }
