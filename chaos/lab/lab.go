@@ -267,6 +267,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	log.Info("leader elected", "leader", leader, "endpoints", l.Endpoints)
 	if cfg.Nodes > 0 {
+		rctx, cancel := context.WithTimeout(ctx, NodeReadyTimeout)
+		defer cancel()
+		if err := l.waitAPI(rctx); err != nil {
+			return fail(err)
+		}
 		for i := range l.Hosts {
 			h := &l.Hosts[i]
 			if h.Role != RoleNode {
@@ -282,8 +287,6 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		if err := l.Save(); err != nil {
 			return fail(err)
 		}
-		rctx, cancel := context.WithTimeout(ctx, NodeReadyTimeout)
-		defer cancel()
 		if err := l.WaitNodesReady(rctx); err != nil {
 			return fail(err)
 		}

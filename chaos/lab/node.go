@@ -152,6 +152,30 @@ func nodeReady(n *corev1.Node) string {
 	return string(corev1.ConditionUnknown)
 }
 
+// waitAPI polls until the API server answers and the controllers have
+// made the kube-node-lease namespace agents put their Leases in, or ctx
+// ends.
+func (l *Lab) waitAPI(ctx context.Context) error {
+	cs, err := l.Kube()
+	if err != nil {
+		return err
+	}
+	var last error
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, last = cs.CoreV1().Namespaces().Get(lctx, corev1.NamespaceNodeLease, metav1.GetOptions{})
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lab: API not ready (namespace %s): %w (last: %v)", corev1.NamespaceNodeLease, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // WaitNodesReady polls the API until every node host's Node is Ready, or
 // ctx ends; the error names the nodes that are not and ends with the tail
 // of each one's agent log.
@@ -180,7 +204,11 @@ func (l *Lab) WaitNodesReady(ctx context.Context) error {
 				ready[nodes.Items[i].Name] = nodeReady(&nodes.Items[i]) == string(corev1.ConditionTrue)
 			}
 			for _, n := range want {
-				if !ready[n] {
+				// A Node stays Ready for a while after its agent died (until
+				// the node lifecycle controller notices): the agent must
+				// be running too.
+				h, _ := l.Host(n)
+				if !ready[n] || !isOurs(h.PID, h.DataDir) {
 					missing = append(missing, n)
 				}
 			}
