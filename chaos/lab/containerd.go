@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,9 +173,13 @@ func (c *Containerd) wait(ctx context.Context) error {
 }
 
 func (c *Containerd) ping(ctx context.Context) error {
-	if _, err := os.Stat(c.Socket); err != nil {
+	// A plain dial first: the containerd client's gRPC logs every refused
+	// connection while the daemon starts.
+	conn, err := net.DialTimeout("unix", c.Socket, time.Second)
+	if err != nil {
 		return err
 	}
+	conn.Close()
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cli, err := containerd.New(c.Socket, containerd.WithTimeout(2*time.Second))

@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -216,10 +217,27 @@ func (l *Lab) WaitNodesReady(ctx context.Context) error {
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
+		// An agent that exited will not become Ready: the lab does not
+		// restart it, so waiting longer would only hide its error.
+		var dead []string
+		for _, n := range missing {
+			if h, _ := l.Host(n); !isOurs(h.PID, h.DataDir) {
+				dead = append(dead, n)
+			}
+		}
+		var cause error
+		if len(dead) > 0 {
+			missing, cause = dead, errors.New("agent exited")
+		} else {
+			select {
+			case <-ctx.Done():
+				cause = ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if cause != nil {
 			var b strings.Builder
-			fmt.Fprintf(&b, "lab: nodes not Ready: %s: %v", strings.Join(missing, ", "), ctx.Err())
+			fmt.Fprintf(&b, "lab: nodes not Ready: %s: %v", strings.Join(missing, ", "), cause)
 			if last != nil {
 				fmt.Fprintf(&b, " (last API error: %v)", last)
 			}
@@ -231,8 +249,7 @@ func (l *Lab) WaitNodesReady(ctx context.Context) error {
 				}
 				fmt.Fprintf(&b, "\nagent %s (%s), end of %s:\n%s", n, state, h.Log, tailLog(h.Log, 1500))
 			}
-			return fmt.Errorf("%s", b.String())
-		case <-time.After(500 * time.Millisecond):
+			return errors.New(b.String())
 		}
 	}
 }
