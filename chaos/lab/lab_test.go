@@ -101,6 +101,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	}
 }
 
+// waitLeader returns the leader, waiting through an election: on a busy
+// machine a heartbeat can miss and the servers elect again at any time.
+func waitLeader(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	var leader string
+	waitFor(t, "a leader", 60*time.Second, func() (bool, string) {
+		ld, err := l.Leader(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		leader = ld
+		return true, ""
+	})
+	return leader
+}
+
 func hostStatus(t *testing.T, l *lab.Lab, name string) lab.HostStatus {
 	t.Helper()
 	st, err := l.Status(context.Background())
@@ -180,10 +196,7 @@ func TestLab(t *testing.T) {
 	}
 
 	// Partitioning the leader from everyone makes the others elect anew.
-	old, err := l.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := waitLeader(t, l)
 	if err := l.Partition([]string{old}, nil, false); err != nil {
 		t.Fatal(err)
 	}
@@ -200,10 +213,7 @@ func TestLab(t *testing.T) {
 	}
 
 	// A killed follower restarts from its data directory and rejoins.
-	leader, err := l.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := waitLeader(t, l)
 	var follower string
 	for _, s := range l.Servers() {
 		if s != leader {
