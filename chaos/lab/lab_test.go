@@ -166,22 +166,25 @@ func TestLab(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 
-	st, err := l.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := 0
-	for _, s := range st {
-		if s.State != lab.StateRunning {
-			t.Errorf("%s: state %s", s.Name, s.State)
+	// Every server runs, and (once any election in progress is over)
+	// exactly one reports itself leader; on a loaded machine a status
+	// call can time out for a moment, so this is polled.
+	waitFor(t, "one leader among running servers", 60*time.Second, func() (bool, string) {
+		st, err := l.Status(ctx)
+		if err != nil {
+			return false, err.Error()
 		}
-		if s.Raft == lab.RaftLeader {
-			leaders++
+		leaders := 0
+		for _, s := range st {
+			if s.State != lab.StateRunning {
+				t.Fatalf("%s: state %s", s.Name, s.State)
+			}
+			if s.Raft == lab.RaftLeader {
+				leaders++
+			}
 		}
-	}
-	if leaders != 1 {
-		t.Fatalf("%d leaders: %+v", leaders, st)
-	}
+		return leaders == 1, fmt.Sprintf("%d leaders: %+v", leaders, st)
+	})
 
 	cli := client(t, l)
 	putGet(t, cli, "k", "v1")
