@@ -63,7 +63,7 @@ func client(t *testing.T, l *lab.Lab) *clientv3.Client {
 // (a client may first pick a partitioned or restarting endpoint).
 func putGet(t *testing.T, cli *clientv3.Client, key, val string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := cli.Put(ctx, key, val)
@@ -203,7 +203,7 @@ func TestLab(t *testing.T) {
 	if err := l.Partition([]string{old}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "new leader after partitioning "+old, 15*time.Second, func() (bool, string) {
+	waitFor(t, "new leader after partitioning "+old, 60*time.Second, func() (bool, string) {
 		ld, err := l.Leader(ctx)
 		return err == nil && ld != old, fmt.Sprintf("%s %v", ld, err)
 	})
@@ -234,7 +234,7 @@ func TestLab(t *testing.T) {
 	if err := l.Start(follower); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, follower+" rejoins", 15*time.Second, func() (bool, string) {
+	waitFor(t, follower+" rejoins", 60*time.Second, func() (bool, string) {
 		s := hostStatus(t, l, follower)
 		return s.State == lab.StateRunning && s.Raft == lab.RaftFollower, fmt.Sprintf("%+v", s)
 	})
@@ -249,7 +249,7 @@ func TestLab(t *testing.T) {
 	if err := l.Resume(follower); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, follower+" resumes", 10*time.Second, func() (bool, string) {
+	waitFor(t, follower+" resumes", 60*time.Second, func() (bool, string) {
 		s := hostStatus(t, l, follower)
 		return s.State == lab.StateRunning && s.Raft == lab.RaftFollower, fmt.Sprintf("%+v", s)
 	})
