@@ -22,9 +22,32 @@
 //     Dir/admin.kubeconfig and Dir/lab.json, which records everything a
 //     later process (another `barge lab` command) needs.
 //
-// Server processes are started detached (own process group, not tied to
-// the caller), so `barge lab up` returns while the cluster keeps running.
+// With nodes (or Config.Registry) the lab also runs:
 //
-// lab imports raftstore/pki only (and the etcd v3 client, to find the
-// leader); it drives the kernel through the ip and nft commands.
+//   - one containerd for all nodes, in the root namespace, its config,
+//     socket, root and state under Dir/containerd (CRI disabled), each
+//     node's containers in containerd namespace bg<ID>-<host>, so their
+//     cgroups (/sys/fs/cgroup/*/barge/bg<ID>-<host>) are found by name;
+//   - the registry host bg<ID>-registry at .200: Debian's docker-registry
+//     with a certificate from the lab CA for its IP, holding busybox:latest
+//     (node/image's recipe) pushed at Up; containerd's hosts.toml trusts
+//     it with the lab CA, and lab.json records it as "registry";
+//   - on each node host, `barge agent` with a `barge certs node`
+//     credential and a 1/N share of the machine as --capacity. Agents
+//     enter only the host's network namespace (nsenter --net): the pod
+//     network namespaces and volumes they bind-mount under their state
+//     directory must be visible to containerd and runc.
+//
+// Servers, agents, the registry and containerd are started detached (own
+// process group, not tied to the caller), so `barge lab up` returns while
+// the cluster keeps running; Kill, Start, Pause and Resume act on any of
+// them by name ("containerd" for the daemon). Down removes everything,
+// also after every lab process was SIGKILLed: it restarts containerd to
+// delete the lab's tasks, containers and snapshots through it, then kills
+// leftover shims and container processes, unmounts everything under Dir,
+// removes the containers' cgroups, and deletes the namespaces.
+//
+// lab imports raftstore/pki and node/image, the etcd v3 client (to find
+// the leader), the containerd client and client-go (node readiness); it
+// drives the kernel through the ip, nsenter and nft commands.
 package lab

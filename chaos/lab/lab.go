@@ -22,8 +22,9 @@ import (
 
 // Host roles.
 const (
-	RoleServer = "server"
-	RoleNode   = "node"
+	RoleServer   = "server"
+	RoleNode     = "node"
+	RoleRegistry = "registry"
 )
 
 // Ports every server uses on its own address.
@@ -40,12 +41,20 @@ const LeaderTimeout = 30 * time.Second
 type Config struct {
 	Dir     string // everything the lab writes goes here
 	Servers int    // 1, 3 or 5
-	Nodes   int    // namespaces for worker nodes (nothing runs in them yet)
-	Barge   string // path to the barge binary the servers run
+	Nodes   int    // worker nodes, each running `barge agent`
+	// Registry starts the registry host and the shared containerd even
+	// without nodes; with nodes they always run.
+	Registry bool
+	Barge    string // path to the barge binary the servers and agents run
 	// ServerArgs are appended to every `barge server` command line, and
 	// kept in lab.json so Start uses them too.
 	ServerArgs []string
-	Logger     *slog.Logger
+	// AgentArgs are appended to every `barge agent` command line.
+	AgentArgs []string
+	// NodeCapacity is each node's --capacity; default: the machine
+	// divided by the number of nodes (nodeCapacity).
+	NodeCapacity string
+	Logger       *slog.Logger
 }
 
 // Host is one network namespace of the lab, as recorded in lab.json.
@@ -60,6 +69,11 @@ type Host struct {
 	APIAddr    string `json:"apiAddr,omitempty"`
 	DataDir    string `json:"dataDir,omitempty"`
 	Log        string `json:"log,omitempty"`
+	// Nodes: the credential directory (`barge certs node`), containerd
+	// namespace and --capacity of the agent.
+	Certs     string `json:"certs,omitempty"`
+	Namespace string `json:"containerdNamespace,omitempty"`
+	Capacity  string `json:"capacity,omitempty"`
 }
 
 // Lab is a running lab. Its exported fields are lab.json.
@@ -72,7 +86,12 @@ type Lab struct {
 	Subnet     string   `json:"subnet"`
 	Barge      string   `json:"barge"`
 	ServerArgs []string `json:"serverArgs,omitempty"`
+	AgentArgs  []string `json:"agentArgs,omitempty"`
 	Hosts      []Host   `json:"hosts"`
+	// Registry is HOST:PORT of the lab registry: REGISTRY/busybox:latest
+	// works in any pod spec.
+	Registry   string      `json:"registry,omitempty"`
+	Containerd *Containerd `json:"containerd,omitempty"`
 
 	log *slog.Logger
 }
@@ -137,7 +156,12 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		Subnet:     subnet.String(),
 		Barge:      barge,
 		ServerArgs: cfg.ServerArgs,
+		AgentArgs:  cfg.AgentArgs,
 		log:        log,
+	}
+	withRuntime := cfg.Nodes > 0 || cfg.Registry
+	if withRuntime {
+		l.Containerd = newContainerd(dir)
 	}
 	var serverIPs []string
 	for i := 1; i <= cfg.Servers; i++ {
@@ -157,14 +181,35 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		})
 		l.Endpoints = append(l.Endpoints, "https://"+net.JoinHostPort(addr, strconv.Itoa(ClientPort)))
 	}
+	capacity := cfg.NodeCapacity
+	if capacity == "" {
+		capacity = nodeCapacity(cfg.Nodes)
+	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
 		l.Hosts = append(l.Hosts, Host{
-			Name:    name,
-			Role:    RoleNode,
-			Netns:   hostNS(id, name),
-			Address: hostAddr(subnet, byte(100+i)).String(),
+			Name:      name,
+			Role:      RoleNode,
+			Netns:     hostNS(id, name),
+			Address:   hostAddr(subnet, byte(100+i)).String(),
+			DataDir:   filepath.Join(dir, "data", name),
+			Log:       filepath.Join(dir, "logs", name+".log"),
+			Certs:     filepath.Join(dir, "certs", "nodes", name),
+			Namespace: containerdNamespace(id, name),
+			Capacity:  capacity,
 		})
+	}
+	if withRuntime {
+		addr := hostAddr(subnet, registryLast).String()
+		l.Hosts = append(l.Hosts, Host{
+			Name:    RegistryHost,
+			Role:    RoleRegistry,
+			Netns:   hostNS(id, RegistryHost),
+			Address: addr,
+			DataDir: filepath.Join(dir, "registry"),
+			Log:     filepath.Join(dir, "logs", RegistryHost+".log"),
+		})
+		l.Registry = net.JoinHostPort(addr, strconv.Itoa(RegistryPort))
 	}
 
 	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "logs")} {
@@ -183,8 +228,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 
 	fail := func(err error) (*Lab, error) {
 		// The caller's context may be what failed; tearing down must not
-		// depend on it.
-		if terr := teardown(context.Background(), id, l.Hosts); terr != nil {
+		// depend on it. Logs stay, to explain the failure.
+		var r Removed
+		if terr := teardown(context.Background(), id, dir, l.Hosts, l.Containerd, &r); terr != nil {
 			log.Warn("tear down after failed up", "err", terr)
 		}
 		return nil, err
@@ -206,6 +252,12 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := l.Save(); err != nil {
 		return fail(err)
 	}
+	if withRuntime {
+		// Containerd and the registry start while the servers elect.
+		if err := l.startRuntime(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, LeaderTimeout)
 	defer cancel()
 	leader, err := l.waitLeader(wctx)
@@ -213,8 +265,57 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		return fail(fmt.Errorf("lab: no leader elected: %w (server logs in %s); end of %s:\n%s",
 			err, filepath.Join(dir, "logs"), l.Hosts[0].Log, tailLog(l.Hosts[0].Log, 2048)))
 	}
-	log.Info("lab up", "leader", leader, "endpoints", l.Endpoints)
+	log.Info("leader elected", "leader", leader, "endpoints", l.Endpoints)
+	if cfg.Nodes > 0 {
+		rctx, cancel := context.WithTimeout(ctx, NodeReadyTimeout)
+		defer cancel()
+		if err := l.waitAPI(rctx); err != nil {
+			return fail(err)
+		}
+		for i := range l.Hosts {
+			h := &l.Hosts[i]
+			if h.Role != RoleNode {
+				continue
+			}
+			if err := l.nodeCredentials(ctx, h); err != nil {
+				return fail(err)
+			}
+			if err := l.startAgent(h); err != nil {
+				return fail(err)
+			}
+		}
+		if err := l.Save(); err != nil {
+			return fail(err)
+		}
+		if err := l.WaitNodesReady(rctx); err != nil {
+			return fail(err)
+		}
+		log.Info("nodes ready", "nodes", l.nodeNames())
+	}
+	log.Info("lab up", "leader", leader, "endpoints", l.Endpoints, "registry", l.Registry)
 	return l, nil
+}
+
+// startRuntime starts the shared containerd and the registry, and pushes
+// busybox.
+func (l *Lab) startRuntime(ctx context.Context) error {
+	if err := l.Containerd.start(ctx, l); err != nil {
+		return err
+	}
+	if err := l.Save(); err != nil {
+		return err
+	}
+	reg, err := l.Host(RegistryHost)
+	if err != nil {
+		return err
+	}
+	if err := l.startRegistry(reg); err != nil {
+		return err
+	}
+	if err := l.Save(); err != nil {
+		return err
+	}
+	return l.pushImages(ctx)
 }
 
 func (l *Lab) writeKubeconfig() error {
@@ -382,90 +483,6 @@ func (l *Lab) ClientAddr(host string) string {
 
 // CertsDir returns the lab's certificate directory.
 func (l *Lab) CertsDir() string { return l.Certs }
-
-// Down removes the lab of dir: every process it started or that runs in
-// one of its namespaces, the namespaces, the root veth, and lab.json,
-// data, logs, certs and the kubeconfig (and dir itself if that empties
-// it). It finds everything from dir's name alone, so it works after the
-// process that ran Up crashed, and does nothing when nothing is left.
-func Down(dir string) error {
-	ctx := context.Background()
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("lab: resolve %s: %w", dir, err)
-	}
-	id, err := labID(abs)
-	if err != nil {
-		return err
-	}
-	var hosts []Host
-	if l, err := Load(abs); err == nil {
-		hosts = l.Hosts
-	}
-	var errs []error
-	if err := teardown(ctx, id, hosts); err != nil {
-		errs = append(errs, err)
-	}
-	for _, name := range []string{stateFile, stateFile + ".tmp", "data", "logs", "certs", "admin.kubeconfig"} {
-		if err := os.RemoveAll(filepath.Join(abs, name)); err != nil {
-			errs = append(errs, fmt.Errorf("lab: %w", err))
-		}
-	}
-	// Only an empty directory goes: Dir may be the user's own, holding
-	// other files.
-	if ents, err := os.ReadDir(abs); err == nil && len(ents) == 0 {
-		_ = os.Remove(abs)
-	}
-	return errors.Join(errs...)
-}
-
-// teardown kills the lab's processes and deletes its namespaces and root
-// veth. Processes in lab.json are killed by process group (they may have
-// children), those found in the namespaces one by one.
-func teardown(ctx context.Context, id string, hosts []Host) error {
-	var errs []error
-	for _, h := range hosts {
-		if h.PID > 0 && isOurServer(h.PID, h.DataDir) {
-			if err := killGroup(h.PID); err != nil {
-				errs = append(errs, fmt.Errorf("lab: kill %s (pid %d): %w", h.Name, h.PID, err))
-			}
-		}
-	}
-	nss, err := labNamespaces(ctx, id)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, ns := range nss {
-		out, err := ip(ctx, "", "netns", "pids", ns)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("lab: list processes of %s: %w", ns, err))
-			continue
-		}
-		for _, f := range strings.Fields(out) {
-			pid, err := strconv.Atoi(f)
-			if err != nil || pid <= 1 {
-				continue
-			}
-			if err := killPID(pid); err != nil {
-				errs = append(errs, fmt.Errorf("lab: kill pid %d in %s: %w", pid, ns, err))
-			}
-		}
-	}
-	for _, ns := range nss {
-		if _, err := ip(ctx, "", "netns", "del", ns); err != nil {
-			errs = append(errs, fmt.Errorf("lab: %w", err))
-		}
-	}
-	// Deleting the underlay destroyed the root veth's peer and with it the
-	// root end; this catches a crash between creating the pair and moving
-	// its peer.
-	if linkExists(ctx, rootVeth(id)) {
-		if _, err := ip(ctx, "", "link", "del", rootVeth(id)); err != nil && linkExists(ctx, rootVeth(id)) {
-			errs = append(errs, fmt.Errorf("lab: %w", err))
-		}
-	}
-	return errors.Join(errs...)
-}
 
 func linkExists(ctx context.Context, name string) bool {
 	_, err := ip(ctx, "", "link", "show", "dev", name)

@@ -63,7 +63,7 @@ func client(t *testing.T, l *lab.Lab) *clientv3.Client {
 // (a client may first pick a partitioned or restarting endpoint).
 func putGet(t *testing.T, cli *clientv3.Client, key, val string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := cli.Put(ctx, key, val)
@@ -99,6 +99,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitLeader returns the leader, waiting through an election: on a busy
+// machine a heartbeat can miss and the servers elect again at any time.
+func waitLeader(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	var leader string
+	waitFor(t, "a leader", 60*time.Second, func() (bool, string) {
+		ld, err := l.Leader(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		leader = ld
+		return true, ""
+	})
+	return leader
 }
 
 func hostStatus(t *testing.T, l *lab.Lab, name string) lab.HostStatus {
@@ -150,22 +166,25 @@ func TestLab(t *testing.T) {
 		t.Fatalf("load: %v", err)
 	}
 
-	st, err := l.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := 0
-	for _, s := range st {
-		if s.State != lab.StateRunning {
-			t.Errorf("%s: state %s", s.Name, s.State)
+	// Every server runs, and (once any election in progress is over)
+	// exactly one reports itself leader; on a loaded machine a status
+	// call can time out for a moment, so this is polled.
+	waitFor(t, "one leader among running servers", 60*time.Second, func() (bool, string) {
+		st, err := l.Status(ctx)
+		if err != nil {
+			return false, err.Error()
 		}
-		if s.Raft == lab.RaftLeader {
-			leaders++
+		leaders := 0
+		for _, s := range st {
+			if s.State != lab.StateRunning {
+				t.Fatalf("%s: state %s", s.Name, s.State)
+			}
+			if s.Raft == lab.RaftLeader {
+				leaders++
+			}
 		}
-	}
-	if leaders != 1 {
-		t.Fatalf("%d leaders: %+v", leaders, st)
-	}
+		return leaders == 1, fmt.Sprintf("%d leaders: %+v", leaders, st)
+	})
 
 	cli := client(t, l)
 	putGet(t, cli, "k", "v1")
@@ -180,14 +199,11 @@ func TestLab(t *testing.T) {
 	}
 
 	// Partitioning the leader from everyone makes the others elect anew.
-	old, err := l.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := waitLeader(t, l)
 	if err := l.Partition([]string{old}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "new leader after partitioning "+old, 15*time.Second, func() (bool, string) {
+	waitFor(t, "new leader after partitioning "+old, 60*time.Second, func() (bool, string) {
 		ld, err := l.Leader(ctx)
 		return err == nil && ld != old, fmt.Sprintf("%s %v", ld, err)
 	})
@@ -200,10 +216,7 @@ func TestLab(t *testing.T) {
 	}
 
 	// A killed follower restarts from its data directory and rejoins.
-	leader, err := l.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := waitLeader(t, l)
 	var follower string
 	for _, s := range l.Servers() {
 		if s != leader {
@@ -221,7 +234,7 @@ func TestLab(t *testing.T) {
 	if err := l.Start(follower); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, follower+" rejoins", 15*time.Second, func() (bool, string) {
+	waitFor(t, follower+" rejoins", 60*time.Second, func() (bool, string) {
 		s := hostStatus(t, l, follower)
 		return s.State == lab.StateRunning && s.Raft == lab.RaftFollower, fmt.Sprintf("%+v", s)
 	})
@@ -236,7 +249,7 @@ func TestLab(t *testing.T) {
 	if err := l.Resume(follower); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, follower+" resumes", 10*time.Second, func() (bool, string) {
+	waitFor(t, follower+" resumes", 60*time.Second, func() (bool, string) {
 		s := hostStatus(t, l, follower)
 		return s.State == lab.StateRunning && s.Raft == lab.RaftFollower, fmt.Sprintf("%+v", s)
 	})

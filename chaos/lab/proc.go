@@ -51,29 +51,38 @@ func (l *Lab) startServer(h *Host) error {
 	if err := os.MkdirAll(h.DataDir, 0o700); err != nil {
 		return fmt.Errorf("lab: start %s: %w", h.Name, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(h.Log), 0o755); err != nil {
-		return fmt.Errorf("lab: start %s: %w", h.Name, err)
-	}
-	logf, err := os.OpenFile(h.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	pid, err := startDetached(h.Log, h.Name, "ip", l.serverArgs(h)...)
 	if err != nil {
-		return fmt.Errorf("lab: start %s: %w", h.Name, err)
+		return err
+	}
+	h.PID = pid
+	l.log.Info("started server", "host", h.Name, "pid", h.PID, "netns", h.Netns)
+	return nil
+}
+
+// startDetached starts argv in its own process group with output appended
+// to logPath, and returns its pid. While this process lives it is the
+// child's parent; reaping it keeps a killed child from lingering as a
+// zombie. If this process exits first, init adopts and reaps it.
+func startDetached(logPath, what string, name string, args ...string) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return 0, fmt.Errorf("lab: start %s: %w", what, err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("lab: start %s: %w", what, err)
 	}
 	defer logf.Close() // the child holds its own copy
-	fmt.Fprintf(logf, "--- lab: starting %s at %s\n", h.Name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command("ip", l.serverArgs(h)...)
+	fmt.Fprintf(logf, "--- lab: starting %s at %s\n", what, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(name, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("lab: start %s: ip %s: %w", h.Name, strings.Join(cmd.Args[1:], " "), err)
+		return 0, fmt.Errorf("lab: start %s: %s %s: %w", what, name, strings.Join(args, " "), err)
 	}
-	h.PID = cmd.Process.Pid
-	// While this process lives it is the server's parent; reaping it keeps
-	// a killed server from lingering as a zombie. If this process exits
-	// first, init adopts and reaps it.
 	go func() { _ = cmd.Wait() }()
-	l.log.Info("started server", "host", h.Name, "pid", h.PID, "netns", h.Netns)
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 // Exec returns a command that runs argv inside host's namespace.
@@ -85,70 +94,100 @@ func (l *Lab) Exec(ctx context.Context, host string, argv []string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
 }
 
-// server returns the named server host.
-func (l *Lab) server(name string) (*Host, error) {
-	h, err := l.Host(name)
-	if err != nil {
-		return nil, err
-	}
-	if h.Role != RoleServer {
-		return nil, fmt.Errorf("lab: %s is a %s; only servers run a process", name, h.Role)
-	}
-	return h, nil
+// process is one thing the lab runs that kill, start, pause and resume
+// act on: a host's server, agent or registry, or the shared containerd.
+type process struct {
+	name  string
+	pid   *int
+	dir   string // the directory its command line names (see isOurs)
+	start func(context.Context) error
 }
 
-// Kill SIGKILLs host's server (its whole process group) and waits until it
-// is gone. Killing a stopped server is not an error.
-func (l *Lab) Kill(host string) error {
-	h, err := l.server(host)
+// process returns what runs under name.
+func (l *Lab) process(name string) (*process, error) {
+	if name == ContainerdName && l.Containerd != nil {
+		c := l.Containerd
+		return &process{name: name, pid: &c.PID, dir: c.Dir, start: func(ctx context.Context) error { return c.start(ctx, l) }}, nil
+	}
+	h, err := l.Host(name)
+	if err != nil {
+		if l.Containerd != nil {
+			return nil, fmt.Errorf("%w, or %s", err, ContainerdName)
+		}
+		return nil, err
+	}
+	p := &process{name: name, pid: &h.PID, dir: h.DataDir}
+	switch h.Role {
+	case RoleServer:
+		p.start = func(context.Context) error { return l.startServer(h) }
+	case RoleNode:
+		if l.Containerd == nil {
+			return nil, fmt.Errorf("lab: node %s runs no agent (lab without containerd)", name)
+		}
+		p.start = func(context.Context) error { return l.startAgent(h) }
+	case RoleRegistry:
+		p.start = func(context.Context) error { return l.startRegistry(h) }
+	default:
+		return nil, fmt.Errorf("lab: %s is a %s and runs no process", name, h.Role)
+	}
+	return p, nil
+}
+
+func (p *process) running() bool { return *p.pid > 0 && isOurs(*p.pid, p.dir) }
+
+// Kill SIGKILLs what runs under name (its whole process group) and waits
+// until it is gone. Killing a stopped process is not an error.
+func (l *Lab) Kill(name string) error {
+	p, err := l.process(name)
 	if err != nil {
 		return err
 	}
-	if h.PID <= 0 || !isOurServer(h.PID, h.DataDir) {
+	if !p.running() {
 		return nil
 	}
-	if err := killGroup(h.PID); err != nil {
-		return fmt.Errorf("lab: kill %s (pid %d): %w", host, h.PID, err)
+	if err := killGroup(*p.pid); err != nil {
+		return fmt.Errorf("lab: kill %s (pid %d): %w", name, *p.pid, err)
 	}
-	l.log.Info("killed server", "host", host, "pid", h.PID)
+	l.log.Info("killed", "name", name, "pid", *p.pid)
 	return nil
 }
 
-// Start restarts host's server with the flags it was first started with;
-// its data directory is kept, so it rejoins as the same member.
-func (l *Lab) Start(host string) error {
-	h, err := l.server(host)
+// Start restarts what runs under name with the flags it was first
+// started with; its data directory is kept, so a server rejoins as the
+// same member and an agent re-adopts its pods.
+func (l *Lab) Start(name string) error {
+	p, err := l.process(name)
 	if err != nil {
 		return err
 	}
-	if h.PID > 0 && isOurServer(h.PID, h.DataDir) {
-		return fmt.Errorf("lab: start %s: already running as pid %d", host, h.PID)
+	if p.running() {
+		return fmt.Errorf("lab: start %s: already running as pid %d", name, *p.pid)
 	}
-	if err := l.startServer(h); err != nil {
+	if err := p.start(context.Background()); err != nil {
 		return err
 	}
 	return l.Save()
 }
 
-// Pause freezes host's server with SIGSTOP: its sockets stay open but it
-// answers nothing, like a long GC pause or a hung VM.
-func (l *Lab) Pause(host string) error { return l.signal(host, syscall.SIGSTOP) }
+// Pause freezes what runs under name with SIGSTOP: its sockets stay open
+// but it answers nothing, like a long GC pause or a hung VM.
+func (l *Lab) Pause(name string) error { return l.signal(name, syscall.SIGSTOP) }
 
-// Resume continues a paused server with SIGCONT.
-func (l *Lab) Resume(host string) error { return l.signal(host, syscall.SIGCONT) }
+// Resume continues a paused process with SIGCONT.
+func (l *Lab) Resume(name string) error { return l.signal(name, syscall.SIGCONT) }
 
-func (l *Lab) signal(host string, sig syscall.Signal) error {
-	h, err := l.server(host)
+func (l *Lab) signal(name string, sig syscall.Signal) error {
+	p, err := l.process(name)
 	if err != nil {
 		return err
 	}
-	if h.PID <= 0 || !isOurServer(h.PID, h.DataDir) {
-		return fmt.Errorf("lab: %s %s: server is not running", sig, host)
+	if !p.running() {
+		return fmt.Errorf("lab: %s %s: not running", sig, name)
 	}
-	if err := syscall.Kill(-h.PID, sig); err != nil {
-		return fmt.Errorf("lab: %s %s (pid %d): %w", sig, host, h.PID, err)
+	if err := syscall.Kill(-*p.pid, sig); err != nil {
+		return fmt.Errorf("lab: %s %s (pid %d): %w", sig, name, *p.pid, err)
 	}
-	l.log.Info("signalled server", "host", host, "signal", sig.String())
+	l.log.Info("signalled", "name", name, "signal", sig.String())
 	return nil
 }
 
@@ -174,10 +213,10 @@ func alive(pid int) bool {
 	return st != 0 && st != 'Z' && st != 'X'
 }
 
-// isOurServer guards every signal sent to a pid from lab.json: after a
-// reboot or a long time the pid may belong to an unrelated process, whose
-// command line will not name this host's data directory.
-func isOurServer(pid int, dataDir string) bool {
+// isOurs guards every signal sent to a pid from lab.json: after a reboot
+// or a long time the pid may belong to an unrelated process, whose command
+// line will not name this host's data directory (or a file in it).
+func isOurs(pid int, dataDir string) bool {
 	if dataDir == "" || !alive(pid) {
 		return false
 	}
@@ -186,7 +225,7 @@ func isOurServer(pid int, dataDir string) bool {
 		return false
 	}
 	for _, a := range strings.Split(string(b), "\x00") {
-		if a == dataDir {
+		if a == dataDir || strings.HasPrefix(a, dataDir+"/") {
 			return true
 		}
 	}
@@ -194,7 +233,7 @@ func isOurServer(pid int, dataDir string) bool {
 }
 
 func stateOf(pid int, dataDir string) string {
-	if pid <= 0 || !isOurServer(pid, dataDir) {
+	if pid <= 0 || !isOurs(pid, dataDir) {
 		return StateStopped
 	}
 	switch procState(pid) {

@@ -30,19 +30,27 @@ type HostStatus struct {
 	Name    string `json:"name"`
 	Role    string `json:"role"`
 	Address string `json:"address"`
-	// State is running, paused or stopped for servers. Nodes run nothing
-	// yet: running means their namespace exists.
+	// State is running, paused or stopped: of the server, agent,
+	// registry or containerd process. A node without an agent (a lab
+	// without containerd) is running while its namespace exists.
 	State string `json:"state"`
+	PID   int    `json:"pid,omitempty"`
 	// Raft is the server's own view (leader, follower, no-leader,
 	// unreachable); empty for nodes.
 	Raft string `json:"raft,omitempty"`
 	// Term is the Raft term the server reported, 0 if unreachable.
 	Term uint64 `json:"term,omitempty"`
+	// Ready is a node's Ready condition (True, False, Unknown, or
+	// unregistered), empty when the API did not answer.
+	Ready string `json:"ready,omitempty"`
+	// Pods counts the node's pods that have not finished, nil when the
+	// API did not answer.
+	Pods *int `json:"pods,omitempty"`
 }
 
-// Status reports every host, asking each server for its Raft status over
-// the client port from the root namespace.
-func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
+// hostStatus reports every host's process, and each server's Raft status
+// asked over the client port from the root namespace.
+func (l *Lab) hostStatus(ctx context.Context) ([]HostStatus, error) {
 	tlsCfg, err := pki.ClientTLS(l.Certs)
 	if err != nil {
 		return nil, fmt.Errorf("lab: status: %w", err)
@@ -55,7 +63,7 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 	var wg sync.WaitGroup
 	for i, h := range l.Hosts {
 		out[i] = HostStatus{Name: h.Name, Role: h.Role, Address: h.Address, State: StateStopped}
-		if h.Role != RoleServer {
+		if h.Role == RoleNode && l.Containerd == nil {
 			for _, ns := range nss {
 				if ns == h.Netns {
 					out[i].State = StateRunning
@@ -64,6 +72,15 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 			continue
 		}
 		out[i].State = stateOf(h.PID, h.DataDir)
+		if out[i].State != StateStopped {
+			out[i].PID = h.PID
+		}
+		if h.Role == RoleRegistry {
+			out[i].Address = l.Registry
+		}
+		if h.Role != RoleServer {
+			continue
+		}
 		out[i].Raft = RaftUnreachable
 		if out[i].State != StateRunning {
 			continue
@@ -83,11 +100,30 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 	return out, nil
 }
 
+// Status reports every host, asking each server for its Raft status over
+// the client port from the root namespace and the API for the nodes'
+// readiness and pods, and the shared containerd.
+func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
+	out, err := l.hostStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.nodeStatus(ctx, out)
+	if c := l.Containerd; c != nil {
+		st := HostStatus{Name: ContainerdName, Role: ContainerdName, Address: c.Socket, State: stateOf(c.PID, c.Dir)}
+		if st.State != StateStopped {
+			st.PID = c.PID
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // Leader returns the server that leads. A server cut off from the others
 // may still believe it leads for a moment after the rest elected a new
 // leader; the claim with the highest term is the current one.
 func (l *Lab) Leader(ctx context.Context) (string, error) {
-	st, err := l.Status(ctx)
+	st, err := l.hostStatus(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -49,16 +50,17 @@ and labs in different directories run side by side.`,
 		newLabDownCmd(),
 		newLabStatusCmd(),
 		newLabExecCmd(),
-		newLabHostCmd("kill", "Crash a server with SIGKILL (its whole process group)",
-			"The server dies at once, without a graceful leadership hand-over; its data\ndirectory stays, so 'barge lab start' brings it back as the same member.",
+		newLabHostCmd("kill", "Crash a server, node agent, the registry or containerd with SIGKILL",
+			"The process (its whole process group) dies at once, without a graceful\nhand-over. A server's data directory stays, so 'barge lab start' brings it\nback as the same member; a node agent's state stays, and its pods keep\nrunning in containerd. 'kill containerd' kills the shared containerd daemon\n(its shims and containers live on), the fault a containerd restart is.",
 			(*lab.Lab).Kill),
-		newLabHostCmd("start", "Restart a killed server with its original flags and data",
-			"Start the server again in its namespace with the flags it was first started\nwith. It rejoins the cluster from its data directory.",
+		newLabHostCmd("start", "Restart a killed server, node agent, registry or containerd",
+			"Start the process again with the flags it was first started with. A server\nrejoins the cluster from its data directory; an agent re-adopts its pods.",
 			(*lab.Lab).Start),
-		newLabHostCmd("pause", "Freeze a server with SIGSTOP",
-			"The process stops but keeps its sockets: peers and clients see a server that\naccepts connections and never answers, like a long GC pause or a hung VM.",
+		newLabHostCmd("pause", "Freeze a server, node agent, registry or containerd with SIGSTOP",
+			"The process stops but keeps its sockets: peers and clients see something that\naccepts connections and never answers, like a long GC pause or a hung VM.",
 			(*lab.Lab).Pause),
-		newLabHostCmd("resume", "Continue a paused server with SIGCONT", "Continue a server frozen by 'barge lab pause'.", (*lab.Lab).Resume),
+		newLabHostCmd("resume", "Continue a paused process with SIGCONT", "Continue a process frozen by 'barge lab pause'.", (*lab.Lab).Resume),
+		newLabKubeconfigCmd(),
 		newLabPartitionCmd(),
 		newLabHealCmd(),
 	)
@@ -88,9 +90,12 @@ func loadLab(dir string) (*lab.Lab, error) {
 
 func newLabUpCmd() *cobra.Command {
 	var (
-		dir     string
-		servers int
-		nodes   int
+		dir       string
+		servers   int
+		nodes     int
+		registry  bool
+		capacity  string
+		agentArgs []string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -100,6 +105,16 @@ a fresh CA and certificates in DIR/certs, and one 'barge server' per server
 host, started in the background (logs in DIR/logs). The command returns
 once the servers have elected a leader (at most 30 s) and leaves them
 running; 'barge lab down' removes everything.
+
+With --nodes (or --registry) it also starts one containerd for the whole
+lab (root, state and socket under DIR/containerd, in the root network
+namespace), and the registry host (namespace bgID-registry, .200 of the
+lab's /24: Debian's docker-registry with a certificate from the lab CA),
+builds busybox from busybox-static and pushes it as REGISTRY/busybox:latest.
+Each node gets a credential from 'barge certs node' and runs 'barge agent'
+in its namespace, with its own containerd namespace and a 1/N share of
+the machine as --capacity; up then returns when every node is Ready (at
+most 120 s more).
 
 If up fails, the namespaces and processes it made are removed again but
 DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
@@ -113,21 +128,30 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Barge: self, Logger: labLogger()})
+			start := time.Now()
+			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Registry: registry,
+				NodeCapacity: capacity, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "lab %s up in %s (subnet %s)\n", l.ID, l.Dir, l.Subnet)
+			fmt.Fprintf(w, "lab %s up in %s (subnet %s) after %s\n", l.ID, l.Dir, l.Subnet, time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "endpoints:  %s\n", strings.Join(l.Endpoints, ","))
 			fmt.Fprintf(w, "certs:      %s\n", l.Certs)
 			fmt.Fprintf(w, "kubeconfig: %s\n", l.Kubeconfig)
+			if l.Registry != "" {
+				fmt.Fprintf(w, "registry:   %s (image %s/%s)\n", l.Registry, l.Registry, lab.BusyboxImage)
+				fmt.Fprintf(w, "containerd: %s\n", l.Containerd.Socket)
+			}
 			return nil
 		},
 	}
 	labDirFlag(cmd, &dir)
 	cmd.Flags().IntVar(&servers, "servers", 3, "store servers: 1, 3 or 5")
-	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker node namespaces (0 to 100)")
+	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker nodes running 'barge agent' (0 to 100)")
+	cmd.Flags().BoolVar(&registry, "registry", false, "start the registry and containerd even with --nodes 0")
+	cmd.Flags().StringVar(&capacity, "node-capacity", "", "each node's --capacity, e.g. cpu=1,memory=2Gi,pods=110 (default: the machine divided by --nodes)")
+	cmd.Flags().StringArrayVar(&agentArgs, "agent-arg", nil, "extra 'barge agent' flag (--name=value), repeatable")
 	return cmd
 }
 
@@ -135,15 +159,24 @@ func newLabDownCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Remove the lab: processes, namespaces, veth, and its files in --dir",
-		Long: `Kill every server of the lab and every process in its namespaces, delete
-the namespaces and the root veth, and remove lab.json, certs/, data/, logs/
-and admin.kubeconfig from DIR (and DIR itself if that leaves it empty).
-Works without lab.json (after a crash) and when nothing is left to remove.`,
+		Short: "Remove the lab: processes, containers, mounts, cgroups, namespaces, files",
+		Long: `Kill every server, agent and the registry, and every process in the lab's
+namespaces; kill every task and delete every container, image and snapshot
+in the lab's containerd namespaces through containerd (started again for
+this if a crash killed it), then stop it; kill shims and container
+processes a crash left; unmount everything under DIR (pod network
+namespaces, volumes, root filesystems); remove the containers' cgroups;
+delete the namespaces (with the nftables tables in them) and the root veth;
+and remove lab.json, certs/, data/, logs/, containerd/, registry/ and
+admin.kubeconfig from DIR (and DIR itself if that leaves it empty). It
+prints what it removed. Works without lab.json (after a crash) and when
+nothing is left to remove.`,
 		Example: `  sudo barge lab down --dir /tmp/lab`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return lab.Down(dir)
+			r, err := lab.DownReport(dir)
+			fmt.Fprint(cmd.OutOrStdout(), r.String())
+			return err
 		},
 	}
 	labDirFlag(cmd, &dir)
@@ -151,17 +184,24 @@ Works without lab.json (after a crash) and when nothing is left to remove.`,
 }
 
 func newLabStatusCmd() *cobra.Command {
-	var dir string
+	var dir, output string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show every host: role, address, process state and Raft role",
-		Long: `Print one row per host. STATE is running, paused (SIGSTOP) or stopped
-(killed); RAFT is the server's own answer to a Status call from this
-machine: leader, follower, no-leader, or unreachable (stopped, paused, or
-not answering within a second).`,
-		Example: `  sudo barge lab status --dir /tmp/lab`,
-		Args:    cobra.NoArgs,
+		Short: "Show every host and containerd: role, address, process state, Raft role, node readiness",
+		Long: `Print one row per host, and one for the shared containerd. STATE is running,
+paused (SIGSTOP) or stopped (killed); RAFT is the server's own answer to a
+Status call from this machine: leader, follower, no-leader, or unreachable
+(stopped, paused, or not answering within a second), with its TERM; READY
+is a node's Ready condition and PODS its unfinished pods, as the API
+reports them ('-' when the API does not answer). -o json prints the same
+as JSON.`,
+		Example: `  sudo barge lab status --dir /tmp/lab
+  sudo barge lab status --dir /tmp/lab -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "" && output != "json" && output != "table" {
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
 			l, err := loadLab(dir)
 			if err != nil {
 				return err
@@ -172,25 +212,88 @@ not answering within a second).`,
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tRAFT")
-			for _, s := range st {
-				raft := s.Raft
-				if raft == "" {
-					raft = "-"
+			leader, lerr := l.Leader(ctx)
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					ID       string           `json:"id"`
+					Leader   string           `json:"leader,omitempty"`
+					Registry string           `json:"registry,omitempty"`
+					Hosts    []lab.HostStatus `json:"hosts"`
+				}{l.ID, leader, l.Registry, st})
+			}
+			dash := func(s string) string {
+				if s == "" {
+					return "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, raft)
+				return s
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tPID\tRAFT\tTERM\tREADY\tPODS")
+			for _, s := range st {
+				pid, term, pods := "-", "-", "-"
+				if s.PID > 0 {
+					pid = strconv.Itoa(s.PID)
+				}
+				if s.Term > 0 {
+					term = strconv.FormatUint(s.Term, 10)
+				}
+				if s.Pods != nil {
+					pods = strconv.Itoa(*s.Pods)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, pid, dash(s.Raft), term, dash(s.Ready), pods)
 			}
 			tw.Flush()
-			if leader, err := l.Leader(ctx); err == nil {
+			if lerr == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s\n", leader)
 			} else {
 				fmt.Fprintln(cmd.OutOrStdout(), "leader: none")
+			}
+			if l.Registry != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "registry: %s (%s/%s)\n", l.Registry, l.Registry, lab.BusyboxImage)
 			}
 			return nil
 		},
 	}
 	labDirFlag(cmd, &dir)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func newLabKubeconfigCmd() *cobra.Command {
+	var (
+		dir  string
+		path bool
+	)
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the lab's admin kubeconfig (or, with --path, where it is)",
+		Long: `Print the admin kubeconfig of the lab (cluster-admin, the lab CA, the first
+server's API address), or with --path only its file name, for
+KUBECONFIG=$(barge lab kubeconfig --path).`,
+		Example: `  sudo barge lab kubeconfig --dir /tmp/lab > lab.kubeconfig
+  sudo kubectl --kubeconfig $(barge lab kubeconfig --path --dir /tmp/lab) get nodes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := loadLab(dir)
+			if err != nil {
+				return err
+			}
+			if path {
+				fmt.Fprintln(cmd.OutOrStdout(), l.Kubeconfig)
+				return nil
+			}
+			b, err := os.ReadFile(l.Kubeconfig)
+			if err != nil {
+				return fmt.Errorf("lab kubeconfig: %w", err)
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	labDirFlag(cmd, &dir)
+	cmd.Flags().BoolVar(&path, "path", false, "print the file's path instead of its content")
 	return cmd
 }
 
@@ -234,7 +337,7 @@ func newLabHostCmd(use, short, long string, act func(*lab.Lab, string) error) *c
 		Use:     use + " HOST",
 		Short:   short,
 		Long:    long,
-		Example: fmt.Sprintf("  sudo barge lab %s --dir /tmp/lab s2", use),
+		Example: fmt.Sprintf("  sudo barge lab %s --dir /tmp/lab s2\n  sudo barge lab %s --dir /tmp/lab n1\n  sudo barge lab %s --dir /tmp/lab containerd", use, use, use),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := loadLab(dir)
