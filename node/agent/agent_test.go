@@ -124,9 +124,9 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 	capture := &captureAPI{agents: make(chan *agent.Agent, 4)}
 	n := &node{api: capture, name: name, stateDir: stateDir, cfg: agent.Config{
 		KubeletAPI: capture,
-		NodeName: name,
-		Client:   h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
-		NodeIP:   "127.0.0.1",
+		NodeName:   name,
+		Client:     h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
+		NodeIP:     "127.0.0.1",
 		Runtime: runtime.Config{
 			Address:   h.ctrd.Address,
 			StateDir:  stateDir,

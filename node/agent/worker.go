@@ -75,7 +75,7 @@ func (a *Agent) podChanged(obj any) {
 	}
 	w := a.workers[pod.UID]
 	if w == nil {
-		w = &worker{a: a, uid: pod.UID, wake: make(chan struct{}, 1),
+		w = &worker{a: a, uid: pod.UID, pod: pod, wake: make(chan struct{}, 1),
 			waiting: map[string]waitState{}, pulls: map[string]*pullState{}, probes: map[string]*prober{}, hooked: map[string]bool{}}
 		a.workers[pod.UID] = w
 		a.wg.Go(func() { w.run(a.ctx) })
@@ -141,6 +141,9 @@ func (w *worker) run(ctx context.Context) {
 		w.mu.Lock()
 		pod, gone := w.pod, w.gone
 		w.mu.Unlock()
+		if pod == nil {
+			continue
+		}
 		next, done := w.sync(ctx, pod, gone)
 		if done {
 			w.a.mu.Lock()
