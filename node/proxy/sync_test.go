@@ -15,7 +15,6 @@ import (
 
 	"github.com/barge-dev/barge/node/proxy"
 	"github.com/barge-dev/barge/node/svctest"
-	"github.com/barge-dev/barge/overlay/netnstest"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
