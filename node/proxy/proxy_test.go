@@ -216,7 +216,7 @@ func TestProxy(t *testing.T) {
 			if chain == "" {
 				return errors.New("no service chain")
 			}
-			if strings.Contains(chain, "__"+e.pods[2].IP.String()+"/") {
+			if mentionsEndpoint(chain, e.pods[2].IP.String()) {
 				return errors.New("still there")
 			}
 			return nil
@@ -390,4 +390,11 @@ func serviceChain(table, suffix string) string {
 		}
 	}
 	return ""
+}
+
+// mentionsEndpoint reports whether a Service chain's text sends traffic
+// to ip: through a per-endpoint chain ("…__IP/port"), or, when nothing
+// needs one, by a DNAT map straight to "IP . port".
+func mentionsEndpoint(chain, ip string) bool {
+	return strings.Contains(chain, "__"+ip+"/") || strings.Contains(chain, " "+ip+" . ")
 }

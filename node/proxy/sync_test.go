@@ -62,7 +62,7 @@ func waitHandler(ctx context.Context, _ *slog.Logger, raw json.RawMessage) (any,
 			if err != nil {
 				return nil, fmt.Errorf("nft list chain %s: %w: %s", chain, err, out)
 			}
-			if strings.Contains(string(out), "__"+a.IP+"/") {
+			if mentionsEndpoint(string(out), a.IP) {
 				return nil, nil
 			}
 		}
