@@ -175,6 +175,8 @@ func Run(ctx context.Context, cfg Config) error {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.NodeName).String()
 		}))
 
+	cidrFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.ResyncPeriod, trim)
+
 	svcConfig := proxyconfig.NewServiceConfig(ctx, svcFactory.Core().V1().Services(), cfg.ResyncPeriod)
 	svcConfig.RegisterEventHandler(proxier)
 	sliceConfig := proxyconfig.NewEndpointSliceConfig(ctx, sliceFactory.Discovery().V1().EndpointSlices(), cfg.ResyncPeriod)
@@ -183,7 +185,9 @@ func Run(ctx context.Context, cfg Config) error {
 	topology.RegisterEventHandler(proxier)
 	var cidrConfig *proxyconfig.ServiceCIDRConfig
 	if servesServiceCIDRs(cfg.Client) {
-		cidrConfig = proxyconfig.NewServiceCIDRConfig(ctx, svcFactory.Networking().V1().ServiceCIDRs(), cfg.ResyncPeriod)
+		// A factory of its own: the others' selectors would be applied
+		// to ServiceCIDRs too (the API server refuses spec.clusterIP).
+		cidrConfig = proxyconfig.NewServiceCIDRConfig(ctx, cidrFactory.Networking().V1().ServiceCIDRs(), cfg.ResyncPeriod)
 		cidrConfig.RegisterEventHandler(proxier)
 	}
 
@@ -192,6 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 	svcFactory.Start(ctx.Done())
 	sliceFactory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
+	cidrFactory.Start(ctx.Done())
 	go svcConfig.Run(ctx.Done())
 	go sliceConfig.Run(ctx.Done())
 	if cidrConfig != nil {
@@ -204,6 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 	svcFactory.Shutdown()
 	sliceFactory.Shutdown()
 	nodeFactory.Shutdown()
+	cidrFactory.Shutdown()
 	return nil
 }
 

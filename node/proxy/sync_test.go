@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/barge-dev/barge/node/proxy"
 	"github.com/barge-dev/barge/node/svctest"
-	"github.com/barge-dev/barge/overlay/netnstest"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -56,14 +56,14 @@ func waitHandler(ctx context.Context, _ *slog.Logger, raw json.RawMessage) (any,
 			}
 		}
 		if chain != "" {
-			rules, err := nft.ListRules(ctx, chain)
+			// knftables' ListRules gives handles and comments, not the
+			// rules' text; nft prints it.
+			out, err := exec.CommandContext(ctx, "nft", "list", "chain", "ip", proxy.Table, chain).CombinedOutput()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("nft list chain %s: %w: %s", chain, err, out)
 			}
-			for _, r := range rules {
-				if strings.Contains(r.Rule, "__"+a.IP+"/") {
-					return nil, nil
-				}
+			if mentionsEndpoint(string(out), a.IP) {
+				return nil, nil
 			}
 		}
 		select {
