@@ -394,7 +394,8 @@ func serviceChain(table, suffix string) string {
 
 // mentionsEndpoint reports whether a Service chain's text sends traffic
 // to ip: through a per-endpoint chain ("…__IP/port"), or, when nothing
-// needs one, by a DNAT map straight to "IP . port".
+// needs one, by a DNAT straight to it ("IP . port" in a map, or "IP:port"
+// for a single endpoint).
 func mentionsEndpoint(chain, ip string) bool {
-	return strings.Contains(chain, "__"+ip+"/") || strings.Contains(chain, " "+ip+" . ")
+	return strings.Contains(chain, "__"+ip+"/") || strings.Contains(chain, " "+ip+" . ") || strings.Contains(chain, " "+ip+":")
 }

@@ -42,7 +42,7 @@ func waitHandler(ctx context.Context, _ *slog.Logger, raw json.RawMessage) (any,
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var chain string
+	var chain, last string
 	for {
 		if chain == "" {
 			chains, err := nft.List(ctx, "chain")
@@ -59,6 +59,10 @@ func waitHandler(ctx context.Context, _ *slog.Logger, raw json.RawMessage) (any,
 			// knftables' ListRules gives handles and comments, not the
 			// rules' text; nft prints it.
 			out, err := exec.CommandContext(ctx, "nft", "list", "chain", "ip", proxy.Table, chain).CombinedOutput()
+			if err != nil && ctx.Err() != nil {
+				return nil, fmt.Errorf("chain %q: no endpoint %s; last seen:\n%s", chain, a.IP, last)
+			}
+			last = string(out)
 			if err != nil {
 				return nil, fmt.Errorf("nft list chain %s: %w: %s", chain, err, out)
 			}
