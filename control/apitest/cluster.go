@@ -222,11 +222,17 @@ func (c *Cluster) Close() {
 // Addr is API server i's address.
 func (c *Cluster) Addr(i int) string { return c.addrs[i] }
 
+// readyTimeout bounds an API server's start. On an idle machine it is
+// ready in seconds; with several test binaries starting API servers at
+// once under -race on two cores, the RBAC bootstrap alone has been seen
+// to take over a minute, so this is a bound against a hang, not a figure.
+const readyTimeout = 3 * time.Minute
+
 // WaitReady waits until API server i answers /readyz with ok.
 func (c *Cluster) WaitReady(i int) {
 	c.t.Helper()
 	client := c.Client(i)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
