@@ -187,6 +187,12 @@ func (l *Lab) signal(name string, sig syscall.Signal) error {
 	if err := syscall.Kill(-*p.pid, sig); err != nil {
 		return fmt.Errorf("lab: %s %s (pid %d): %w", sig, name, *p.pid, err)
 	}
+	// Signals to a group are delivered asynchronously: wait until a
+	// paused process shows as stopped, so a status read after Pause sees it.
+	deadline := time.Now().Add(killTimeout)
+	for sig == syscall.SIGSTOP && procState(*p.pid) != 'T' && procState(*p.pid) != 't' && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	l.log.Info("signalled", "name", name, "signal", sig.String())
 	return nil
 }
