@@ -296,7 +296,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 			return nil, err
 		}
 		var notReady, tainted, evicted, moved time.Duration
-		err = poll(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
+		err = poll(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
 			if notReady == 0 || tainted == 0 {
 				if node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{}); err == nil {
 					if notReady == 0 && !benchNodeReady(node) {
@@ -326,7 +326,12 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 			return notReady > 0 && moved > 0, nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("kill %d of %s: NotReady after %v, moved after %v: %w", k+1, victim, notReady, moved, err)
+			var state string
+			if node, gerr := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{}); gerr == nil {
+				state = fmt.Sprintf("taints %v, conditions %v", node.Spec.Taints, node.Status.Conditions)
+			}
+			return nil, fmt.Errorf("kill %d of %s: NotReady after %v, tainted after %v, evicted after %v, moved after %v (%s): %w",
+				k+1, victim, notReady, tainted, evicted, moved, state, err)
 		}
 		res.NotReady = append(res.NotReady, notReady)
 		res.Moved = append(res.Moved, moved)
