@@ -722,7 +722,8 @@ func (s *scenario) podsAndNodes(t *testing.T) {
 
 // podAdmission checks what the default admission plugins of a Kubernetes
 // API server add to the pod `kubectl run` made (ServiceAccount, Priority,
-// DefaultTolerationSeconds), and that describe shows it.
+// DefaultTolerationSeconds, with barge's 5 s instead of Kubernetes' 300 s: see
+// barge server --node-unreachable-toleration), and that describe shows it.
 func (s *scenario) podAdmission(t *testing.T) {
 	k, ns := s.k, s.ns
 	got := k.jsonpath(t, `{.spec.serviceAccountName} {.spec.priority}`, "get", "pod", "p", "-n", ns)
@@ -730,7 +731,7 @@ func (s *scenario) podAdmission(t *testing.T) {
 		t.Errorf("pod p: serviceAccountName and priority = %q; Kubernetes sets \"default 0\" (ServiceAccount and Priority admission)", got)
 	}
 	got = k.jsonpath(t, `{range .spec.tolerations[*]}{.key}:{.effect}:{.tolerationSeconds} {end}`, "get", "pod", "p", "-n", ns)
-	for _, want := range []string{"node.kubernetes.io/not-ready:NoExecute:300", "node.kubernetes.io/unreachable:NoExecute:300"} {
+	for _, want := range []string{"node.kubernetes.io/not-ready:NoExecute:5", "node.kubernetes.io/unreachable:NoExecute:5"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("pod p tolerations %q lack %s (DefaultTolerationSeconds admission)", got, want)
 		}
