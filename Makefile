@@ -64,6 +64,8 @@ bench: build deps
 	$(GO) build -o bin/etcd37 ./chaos/bench/etcd37
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/ ./raftstore/watch/ ./raftstore/raftlog/
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
+	# Service proxy: EndpointSlice change → rule in place at 100/1,000/5,000 Services (root).
+	BARGE_PROXY_SYNC_BENCH=1 $(GO) test -count=1 -run '^TestSyncLatency$$' -v ./node/proxy/
 	@mkdir -p docs/bench
 	$(BIN) bench store --etcd37 bin/etcd37 --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench control --etcd bin/etcd37 --json docs/bench/control.json $(BENCH_FLAGS)
