@@ -42,7 +42,9 @@ func newController(t *testing.T, c *apitest.Cluster, pool nodehealth.Pool, clien
 		t.Fatal(err)
 	}
 	in.Start(ctx.Done())
-	t.Cleanup(in.Shutdown)
+	// Shutdown waits for the informers, which stop when ctx does: cancel
+	// first (cleanups run last-in first-out, so one function holds both).
+	t.Cleanup(func() { cancel(); in.Shutdown() })
 	in.WaitForCacheSync(ctx.Done())
 	return ctl
 }
