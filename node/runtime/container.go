@@ -273,13 +273,7 @@ func (r *Runtime) rewait(ctx context.Context, c containerd.Container) (container
 
 func (r *Runtime) recordExit(ctx context.Context, c containerd.Container, task containerd.Task, st containerd.ExitStatus) {
 	code := int32(st.ExitCode())
-	reason := ReasonCompleted
-	if code != 0 {
-		reason = ReasonError
-	}
-	if oomKilled(r.cgroupPath(c.ID())) {
-		reason = ReasonOOMKilled
-	}
+	reason := r.exitReason(c.ID(), code)
 	at := st.ExitTime()
 	if at.IsZero() {
 		at = time.Now()
@@ -392,14 +386,28 @@ func (r *Runtime) describe(ctx context.Context, c containerd.Container, labels m
 	case containerd.Created:
 		out.Running = true // being started
 	default:
+		// Stopped, and the waiter has not recorded the exit yet: the same
+		// reason it will record, so a status read in between does not
+		// report an OOM kill as a plain error.
 		out.ExitCode = int32(st.ExitStatus)
 		out.FinishedAt = st.ExitTime
-		out.Reason = ReasonError
-		if st.ExitStatus == 0 {
-			out.Reason = ReasonCompleted
-		}
+		out.Reason = r.exitReason(c.ID(), out.ExitCode)
 	}
 	return out
+}
+
+// exitReason is the kubelet's reason for an exit: OOMKilled when the
+// kernel's OOM killer struck in the container's cgroup (read while the
+// task, and so the cgroup, still exists), else Completed or Error.
+func (r *Runtime) exitReason(id string, code int32) string {
+	switch {
+	case oomKilled(r.cgroupPath(id)):
+		return ReasonOOMKilled
+	case code == 0:
+		return ReasonCompleted
+	default:
+		return ReasonError
+	}
 }
 
 // StopContainer stops a running container as the kubelet does: signal
