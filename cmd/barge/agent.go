@@ -24,14 +24,24 @@ import (
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
-// kubeletAPIFor is where `barge agent` gets its kubelet API server
-// (node/kubeletapi, port 10250: logs, exec, attach, port-forward, stats),
-// serving with certsDir's kubelet.crt and trusting only the API server's
-// kubelet-client certificate. KUBELET API: wire node/kubeletapi here;
-// until then the node serves no kubelet API (nil).
-func kubeletAPIFor(certsDir string) agent.KubeletAPI {
-	_ = certsDir
-	return nil
+// kubeletTLS is the kubelet API's serving configuration from a node's
+// credentials: kubelet.crt (the node's address as SAN) served, client
+// certificates verified against the cluster CA, whose
+// apiserver-kubelet-client certificate kube-apiserver presents.
+func kubeletTLS(nc nodeCredentials) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(nc.path(kubeletCertFile), nc.path(kubeletKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("--certs %s: kubelet serving certificate: %w", nc.dir, err)
+	}
+	caPEM, err := os.ReadFile(nc.path(pki.CACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("--certs %s: %w", nc.dir, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("--certs %s: %s holds no PEM certificate", nc.dir, pki.CACertFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}, nil
 }
 
 func newAgentCmd() *cobra.Command {
@@ -76,10 +86,14 @@ re-adopts them from containerd.`,
 				}
 			}
 			nc := nodeCredentials{dir: certs}
-			for _, f := range []string{pki.CACertFile, nodeClientCertFile, nodeClientKeyFile} {
+			for _, f := range []string{pki.CACertFile, nodeClientCertFile, nodeClientKeyFile, kubeletCertFile, kubeletKeyFile} {
 				if _, err := os.Stat(nc.path(f)); err != nil {
 					return fmt.Errorf("--certs %s: %s missing (write it with 'barge certs node'): %w", certs, f, err)
 				}
+			}
+			serving, err := kubeletTLS(nc)
+			if err != nil {
+				return err
 			}
 			if stateDir == "" {
 				stateDir = filepath.Join("/var/lib/barge/agent", name)
@@ -108,12 +122,9 @@ re-adopts them from containerd.`,
 					HostsDir:  hostsDir,
 				},
 				KubeletPort: kubeletPort,
+				KubeletAPI:  agent.KubeletServer{TLS: serving},
 				MTU:         mtu,
 				Logger:      logger,
-			}
-			// The kubelet API server plugs in here (node/kubeletapi).
-			if api := kubeletAPIFor(certs); api != nil {
-				cfg.KubeletAPI = api
 			}
 			logger.Info("starting node agent", "node", name, "server", server, "containerd", socket)
 			return agent.Run(ctx, cfg)
@@ -130,7 +141,7 @@ re-adopts them from containerd.`,
 	f.StringVar(&hostsDir, "registry-hosts-dir", "/etc/containerd/certs.d", "containerd registry host configuration (hosts.toml per registry) for pulls")
 	f.StringVar(&capacity, "capacity", "", "node capacity, e.g. cpu=4,memory=8Gi,pods=110 (default: the machine's)")
 	f.IntVar(&mtu, "mtu", 0, "pod network MTU (default 1500)")
-	f.Int32Var(&kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "kubelet API port reported in the Node's status")
+	f.Int32Var(&kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "kubelet API port, served on --node-ip and published in the Node's status")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	for _, n := range []string{"name", "certs", "servers", "node-ip"} {

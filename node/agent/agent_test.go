@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,10 +123,28 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 		t.Fatal(err)
 	}
 	h.t.Cleanup(func() { _ = podnet.DeleteNetns(hostNS) })
-	capture := &captureAPI{agents: make(chan *agent.Agent, 4)}
+	// The node's real kubelet API (node/kubeletapi) on a port of its own:
+	// the agents of this test share the loopback address.
+	ca, err := pki.LoadCA(h.api.Store.CertsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(pki.Request{CommonName: "system:node:" + name, Organizations: []string{"system:nodes"}, Hosts: []string{"127.0.0.1"}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.ServerTLS(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving.ClientAuth = tls.VerifyClientCertIfGiven
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	kubeletPort, _ := strconv.Atoi(port)
+	capture := &captureAPI{agents: make(chan *agent.Agent, 4), next: agent.KubeletServer{TLS: serving}}
 	n := &node{api: capture, name: name, stateDir: stateDir, cfg: agent.Config{
-		KubeletAPI: capture,
-		NodeName:   name,
+		KubeletAPI:  capture,
+		KubeletPort: int32(kubeletPort),
+		NodeName:    name,
 		Client:     h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
 		NodeIP:     "127.0.0.1",
 		Runtime: runtime.Config{
@@ -154,10 +174,11 @@ func (n *node) start(t *testing.T) {
 	t.Cleanup(n.stop)
 }
 
-// captureAPI stands in for node/kubeletapi: it hands the test the
-// running agent, as the kubelet API server gets it.
+// captureAPI hands the test the running agent, as the kubelet API
+// server gets it, and runs the real one.
 type captureAPI struct {
 	agents chan *agent.Agent
+	next   agent.KubeletAPI
 }
 
 func (c *captureAPI) Serve(ctx context.Context, a *agent.Agent) error {
@@ -165,8 +186,7 @@ func (c *captureAPI) Serve(ctx context.Context, a *agent.Agent) error {
 	case c.agents <- a:
 	default:
 	}
-	<-ctx.Done()
-	return nil
+	return c.next.Serve(ctx, a)
 }
 
 // agent is the node's running agent.
@@ -254,19 +274,44 @@ func (h *harness) eventually(t *testing.T, what string, cond func() (bool, strin
 	t.Fatalf("%s: not reached in time; last: %s", what, last)
 }
 
-// waitPod polls a pod until cond holds for it.
+// waitPod follows a pod until cond holds for it. It watches, so cond
+// sees every status the pod passes through (a poll can miss one that
+// lasts less than its period, as ErrImagePull before ImagePullBackOff).
 func (h *harness) waitPod(t *testing.T, ns, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
-	var got *corev1.Pod
-	h.eventually(t, fmt.Sprintf("pod %s/%s: %s", ns, name, what), func() (bool, string) {
-		p, err := h.admin.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	pods := h.admin.CoreV1().Pods(ns)
+	last := "never seen"
+	for ctx.Err() == nil {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, err.Error()
+			last = err.Error()
+			time.Sleep(100 * time.Millisecond) // not created yet: nothing to watch
+			continue
 		}
-		got = p
-		return cond(p), describe(p)
-	})
-	return got
+		if last = describe(p); cond(p) {
+			return p
+		}
+		w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: p.ResourceVersion})
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				break // an error event (the version expired, say): get again
+			}
+			if last = describe(p); cond(p) {
+				w.Stop()
+				return p
+			}
+		}
+		w.Stop()
+	}
+	t.Fatalf("pod %s/%s: %s: not reached in time; last: %s", ns, name, what, last)
+	return nil
 }
 
 func describe(p *corev1.Pod) string {

@@ -14,6 +14,10 @@
 // Everything it needs after a restart is in containerd's labels, so a
 // restarted agent re-adopts running pods without restarting them.
 //
-// It imports node/runtime, k8s.io/kubernetes pure helpers, client-go and
-// k8s.io API types; never the control plane.
+// KubeletServer (kubeletapi.go) serves the node's kubelet API from
+// node/kubeletapi on the node's address: what `kubectl logs`, `exec`,
+// `attach` and `port-forward` reach through the API server.
+//
+// It imports node/runtime, node/kubeletapi, k8s.io/kubernetes pure
+// helpers, client-go and k8s.io API types; never the control plane.
 package agent

@@ -31,7 +31,7 @@ func TestAgent(t *testing.T) {
 		return n.Spec.PodCIDR != "" && err == nil, n.Spec.PodCIDR
 	})
 
-	t.Run("NodeStatus", func(t *testing.T) { t.Parallel(); testNodeStatus(t, h) })
+	t.Run("NodeStatus", func(t *testing.T) { t.Parallel(); testNodeStatus(t, h, n1) })
 	t.Run("Deployment", func(t *testing.T) { t.Parallel(); testDeployment(t, h, n1) })
 	t.Run("InitContainersAndVolumes", func(t *testing.T) { t.Parallel(); testInitAndVolumes(t, h, n1) })
 	t.Run("CrashLoop", func(t *testing.T) { t.Parallel(); testCrashLoop(t, h) })
@@ -44,9 +44,10 @@ func TestAgent(t *testing.T) {
 	t.Run("AgentRestart", func(t *testing.T) { t.Parallel(); testAgentRestart(t, h) })
 	t.Run("NodeRestriction", func(t *testing.T) { t.Parallel(); testNodeRestriction(t, h) })
 	t.Run("Attach", func(t *testing.T) { t.Parallel(); testAttach(t, h, n1) })
+	t.Run("KubeletAPI", func(t *testing.T) { t.Parallel(); testKubeletAPI(t, h) })
 }
 
-func testNodeStatus(t *testing.T, h *harness) {
+func testNodeStatus(t *testing.T, h *harness, n1 *node) {
 	ctx := context.Background()
 	n, err := h.admin.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
 	if err != nil {
@@ -55,8 +56,8 @@ func testNodeStatus(t *testing.T, h *harness) {
 	if got := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.HasPrefix(got, "containerd://1.") {
 		t.Errorf("containerRuntimeVersion %q, want containerd://1.x", got)
 	}
-	if n.Status.DaemonEndpoints.KubeletEndpoint.Port != 10250 {
-		t.Errorf("kubelet port %d, want 10250", n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if got, want := n.Status.DaemonEndpoints.KubeletEndpoint.Port, n1.cfg.KubeletPort; got != want {
+		t.Errorf("kubelet port %d, want %d", got, want)
 	}
 	ready := false
 	for _, c := range n.Status.Conditions {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 )
 
 // maxLogLine is the longest line written as one log entry; a longer one
