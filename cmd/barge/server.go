@@ -80,6 +80,8 @@ within 15 s:
   --node-monitor-period          1s   node lifecycle controller pass (5s)
   --node-monitor-grace-period    40s  Lease fallback for nodes without
                                       gossip (50s)
+  --node-eviction-rate           1    nodes a second tainted NoExecute
+                                      (0.1); zone-wide failures still stop it
 
 With --migrate-log-store=STORE the command serves nothing: it moves the
 Raft log of the stopped member in --data-dir into STORE (etcd-wal or
@@ -184,7 +186,8 @@ bolt) and exits. Run it again if it was interrupted.`,
 			var cp *plane.Plane
 			if apiAddr != "" {
 				cp, err = plane.Start(api, lead, plane.Options{Gossip: pool, Controllers: controllers.Config{
-					NodeMonitorPeriod: health.monitorPeriod, NodeMonitorGracePeriod: health.monitorGrace}})
+					NodeMonitorPeriod: health.monitorPeriod, NodeMonitorGracePeriod: health.monitorGrace,
+					NodeEvictionRate: health.evictionRate}})
 				if err != nil {
 					if srv != nil {
 						srv.Stop()
@@ -254,6 +257,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 type nodeHealthFlags struct {
 	notReadyToleration, unreachableToleration time.Duration
 	monitorPeriod, monitorGrace               time.Duration
+	evictionRate                              float32
 }
 
 func (h *nodeHealthFlags) register(f *pflag.FlagSet) {
@@ -261,6 +265,7 @@ func (h *nodeHealthFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&h.notReadyToleration, "node-not-ready-toleration", apiserver.DefaultNotReadyToleration, "the same for a not-ready node (--default-not-ready-toleration-seconds)")
 	f.DurationVar(&h.monitorPeriod, "node-monitor-period", controllers.DefaultNodeMonitorPeriod, "how often the node lifecycle controller taints nodes by their Ready condition")
 	f.DurationVar(&h.monitorGrace, "node-monitor-grace-period", controllers.DefaultNodeMonitorGracePeriod, "how long a node may miss Lease renewals before it is marked Unknown (the fallback without gossip)")
+	f.Float32Var(&h.evictionRate, "node-eviction-rate", controllers.DefaultNodeEvictionRate, "nodes per second the node lifecycle controller may taint NoExecute (Kubernetes: 0.1)")
 }
 
 func (h *nodeHealthFlags) validate() error {
@@ -271,6 +276,9 @@ func (h *nodeHealthFlags) validate() error {
 		if d.v < time.Second || d.v%time.Second != 0 {
 			return fmt.Errorf("%s %v: want a whole number of seconds, at least 1s", d.name, d.v)
 		}
+	}
+	if h.evictionRate <= 0 {
+		return fmt.Errorf("--node-eviction-rate %v must be positive", h.evictionRate)
 	}
 	if h.monitorPeriod <= 0 {
 		return fmt.Errorf("--node-monitor-period %v must be positive", h.monitorPeriod)

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestNodeHealthFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string // "" = valid
+	}{
+		{nil, ""},
+		{[]string{"--node-unreachable-toleration=30s", "--node-eviction-rate=0.1"}, ""},
+		{[]string{"--node-unreachable-toleration=1500ms"}, "--node-unreachable-toleration 1.5s: want a whole number of seconds"},
+		{[]string{"--node-not-ready-toleration=0s"}, "--node-not-ready-toleration 0s"},
+		{[]string{"--node-eviction-rate=0"}, "--node-eviction-rate 0 must be positive"},
+		{[]string{"--node-monitor-period=0s"}, "--node-monitor-period 0s must be positive"},
+		{[]string{"--node-monitor-period=50s"}, "--node-monitor-grace-period 40s must be longer than --node-monitor-period 50s"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var h nodeHealthFlags
+			f := pflag.NewFlagSet("server", pflag.ContinueOnError)
+			h.register(f)
+			if err := f.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := h.validate()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("validate: %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+}
