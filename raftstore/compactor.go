@@ -10,8 +10,14 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
-// runCompactor compacts history automatically while this peer leads. Only
-// the leader decides; the compaction is a replicated request like any.
+// runCompactor compacts history automatically. Every peer samples
+// revisions for as long as it runs, but only the leader compacts; the
+// compaction is a replicated request like any. Sampling on followers too
+// (etcd pauses its compactor on followers but keeps recording) means a
+// new leader compacts on schedule instead of waiting a whole retention
+// window of its own: with leadership moving more often than that, history
+// would otherwise never be compacted, and continue tokens and watches of
+// old revisions would never expire as Kubernetes expects.
 func (s *Server) runCompactor(ctx context.Context) {
 	switch s.cfg.CompactionMode {
 	case CompactionPeriodic:
@@ -45,7 +51,9 @@ func (s *Server) compactPeriodic(ctx context.Context, retention time.Duration) {
 				samples = samples[1:]
 			}
 			if target > 0 {
-				s.compactTo(ctx, target)
+				if tctx, ok := s.leading(); ok {
+					s.compactTo(tctx, target)
+				}
 			}
 		}
 	}
@@ -59,8 +67,9 @@ func (s *Server) compactByRevision(ctx context.Context, keep int64) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if rev := s.fsm.store.Rev() - keep; rev > 0 {
-				s.compactTo(ctx, rev)
+			tctx, ok := s.leading()
+			if rev := s.fsm.store.Rev() - keep; ok && rev > 0 {
+				s.compactTo(tctx, rev)
 			}
 		}
 	}
@@ -73,8 +82,24 @@ func (s *Server) compactByRevision(ctx context.Context, keep int64) {
 // need no compactor of their own.
 const compactRevKey = "compact_rev_key"
 
+// leading returns the current term's context once this peer leads and
+// has committed its term's first entry.
+func (s *Server) leading() (context.Context, bool) {
+	t := s.term.Load()
+	if t == nil {
+		return nil, false
+	}
+	select {
+	case <-t.ready:
+		return t.ctx, true
+	default:
+		return nil, false
+	}
+}
+
 func (s *Server) compactTo(ctx context.Context, rev int64) {
-	if rev <= s.fsm.store.CompactRev() {
+	// Revision 1 is the empty store: compacting to it removes nothing.
+	if rev <= 1 || rev <= s.fsm.store.CompactRev() {
 		return
 	}
 	_, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: rev}})

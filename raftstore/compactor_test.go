@@ -1,6 +1,7 @@
 package raftstore_test
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"testing"
@@ -50,5 +51,63 @@ func TestPeriodicCompactionRecordsRevision(t *testing.T) {
 	}
 	if _, err := cli.Get(ctx, "k", clientv3.WithRev(compacted-1)); !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Fatalf("read below the recorded compaction: %v, want ErrCompacted", err)
+	}
+}
+
+// Leadership that moves more often than the retention window still
+// compacts on schedule: every peer samples revisions, so whoever leads
+// when a sample ages out compacts to it. (A compactor that started its
+// samples afresh each term would never compact here.)
+func TestPeriodicCompactionAcrossLeaderChanges(t *testing.T) {
+	const retention = 2 * time.Second
+	c := storetest.NewCluster(t, 3, storetest.WithConfig(func(cfg *raftstore.Config) {
+		cfg.CompactionMode = raftstore.CompactionPeriodic
+		cfg.CompactionRetention = retention
+	}))
+	cli := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	first, err := cli.Put(ctx, "k", "v0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compacted := cli.Watch(ctx, "compact_rev_key", clientv3.WithRev(first.Header.Revision))
+	members, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The workload: a write and a leadership move every quarter of the
+	// retention, so no term lasts a whole window.
+	tick := time.NewTicker(retention / 4)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for i := 0; ; i++ {
+		select {
+		case resp := <-compacted:
+			if err := resp.Err(); err != nil {
+				t.Fatalf("watch compact_rev_key: %v", err)
+			}
+			if len(resp.Events) > 0 {
+				return
+			}
+		case <-tick.C:
+			c.Retry(func() error { _, err := cli.Put(ctx, "k", "v"+strconv.Itoa(i)); return err })
+			leader := c.WaitLeader()
+			st, err := c.Client(leader).Status(ctx, c.Endpoints(leader)[0])
+			if err != nil {
+				continue
+			}
+			target := members.Members[0].ID
+			for _, m := range members.Members {
+				if m.ID != st.Leader {
+					target = m.ID
+				}
+			}
+			if _, err := c.Client(leader).MoveLeader(ctx, target); err != nil {
+				t.Logf("move leader: %v", err) // an election may have moved it already
+			}
+		case <-deadline:
+			t.Fatal("no compaction while leadership moved every quarter of the retention")
+		}
 	}
 }

@@ -187,7 +187,6 @@ func (s *Server) leadTerm(t *leaderTerm) {
 	s.leaderWatch.bump()
 	s.logger.Info("became leader", "term", res.term, "ready_after", time.Since(start))
 	s.goFn(func() { s.expireLeases(t.ctx) })
-	s.goFn(func() { s.runCompactor(t.ctx) })
 }
 
 // waitReady returns the current term once this peer leads and has applied

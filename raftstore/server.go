@@ -237,6 +237,7 @@ func (s *Server) start() error {
 	s.goFn(func() { s.forwarder.run(s.ctx) })
 	s.goFn(func() { s.fsm.hub.Run(s.ctx) })
 	s.goFn(func() { s.runLeadership(notify) })
+	s.goFn(func() { s.runCompactor(s.ctx) })
 	s.goFn(s.snapshotBigLogs)
 	s.goFn(s.publishAttributes)
 	s.logger.Info("store peer started", "id", fmt.Sprintf("%016x", s.id.MemberID),
