@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -76,6 +76,20 @@ func APIOnly() plane.Options {
 	}}
 }
 
+// quietenKlog drops klog's output except fatal messages: a klog.Fatal in
+// Kubernetes' code exits the test binary, and with everything discarded
+// (a Discard logger) it would exit without a word.
+func quietenKlog(t testing.TB) {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		if err := fs.Set(name, value); err != nil {
+			t.Fatalf("apitest: klog flag %s: %v", name, err)
+		}
+	}
+	klog.SetOutput(io.Discard)
+}
+
 // New starts n peers and their API servers and waits until every API
 // server is ready.
 func New(t testing.TB, n int, opts ...Options) *Cluster {
@@ -85,7 +99,7 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	// BARGE_TEST_KLOG is set.
 	quietKlog.Do(func() {
 		if os.Getenv("BARGE_TEST_KLOG") == "" {
-			klog.SetLogger(logr.Discard())
+			quietenKlog(t)
 		}
 	})
 	c := &Cluster{t: t, Store: storetest.NewCluster(t, n)}
