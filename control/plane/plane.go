@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -82,6 +83,9 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 		return nil, err
 	}
 	p.goFn(func() {
+		if r, ok := lead.(storeReader); ok && !waitQuorum(ctx, r, logger) {
+			return
+		}
 		if err := api.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("API server stopped", "err", err)
 			p.err = err
@@ -122,6 +126,42 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 		})
 	})
 	return p, nil
+}
+
+// storeReader is the local store peer (raftstore.Server) when this API
+// server runs on it.
+type storeReader interface {
+	Range(ctx context.Context, req *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error)
+}
+
+// waitQuorum holds the API server back until the local store serves a
+// linearizable read. kube-apiserver's post-start hooks give up after
+// 30 s (bootstrapping RBAC roles, for one) and a failed hook exits the
+// process with klog.Fatal, which here would take the store peer down
+// with it: a server started before a majority of its peers would die
+// half a minute later instead of waiting for them.
+func waitQuorum(ctx context.Context, store storeReader, logger *slog.Logger) bool {
+	start, said := time.Now(), time.Now()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := store.Range(rctx, &etcdserverpb.RangeRequest{Key: []byte("/registry/health"), Limit: 1, CountOnly: true})
+		cancel()
+		if err == nil {
+			if waited := time.Since(start); waited > time.Second {
+				logger.Info("store has a quorum; starting the API server", "waited", waited.Round(time.Millisecond))
+			}
+			return true
+		}
+		if time.Since(said) >= 10*time.Second {
+			logger.Warn("waiting for the store to reach a quorum before starting the API server", "waited", time.Since(start).Round(time.Second), "err", err)
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady waits for the API server to answer /readyz: the components'
