@@ -5,13 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -100,7 +98,14 @@ re-adopts them from containerd.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			server := pickServer(ctx, servers, nc)
+			// Every API server, failed over per connection: client-go
+			// takes one host, which then names only the TLS server (all
+			// servers share the cluster's serving certificate).
+			dialer, err := agent.NewFailoverDialer(servers)
+			if err != nil {
+				return fmt.Errorf("--servers: %w", err)
+			}
+			server := servers[0]
 			cfg := agent.Config{
 				NodeName: name,
 				Client: &rest.Config{
@@ -111,6 +116,7 @@ re-adopts them from containerd.`,
 						KeyFile:  nc.path(nodeClientKeyFile),
 					},
 					QPS: 50, Burst: 100,
+					Dial: dialer.DialContext,
 				},
 				NodeIP:   nodeIP,
 				Capacity: caps,
@@ -126,14 +132,14 @@ re-adopts them from containerd.`,
 				MTU:         mtu,
 				Logger:      logger,
 			}
-			logger.Info("starting node agent", "node", name, "server", server, "containerd", socket)
+			logger.Info("starting node agent", "node", name, "servers", servers, "containerd", socket)
 			return agent.Run(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "node name (required)")
 	f.StringVar(&certs, "certs", "", "directory with ca.crt, node.crt and node.key from 'barge certs node' (required)")
-	f.StringSliceVar(&servers, "servers", nil, "API servers https://IP:PORT, comma separated; the first that answers is used (required)")
+	f.StringSliceVar(&servers, "servers", nil, "API servers https://IP:PORT, comma separated; each connection goes to the first that answers, the last good one first (required)")
 	f.StringVar(&nodeIP, "node-ip", "", "the node's InternalIP (required)")
 	f.StringVar(&socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's gRPC socket")
 	f.StringVar(&namespace, "containerd-namespace", "", "containerd namespace of this node's containers (default: the node name)")
@@ -175,36 +181,4 @@ func parseCapacity(s string) (corev1.ResourceList, error) {
 		out[corev1.ResourceName(k)] = q
 	}
 	return out, nil
-}
-
-// pickServer returns the first server whose /readyz answers, or the first
-// one if none does yet (client-go retries).
-func pickServer(ctx context.Context, servers []string, nc nodeCredentials) string {
-	if len(servers) == 1 {
-		return servers[0]
-	}
-	pool := x509.NewCertPool()
-	if b, err := os.ReadFile(nc.path(pki.CACertFile)); err == nil {
-		pool.AppendCertsFromPEM(b)
-	}
-	cert, err := tls.LoadX509KeyPair(nc.path(nodeClientCertFile), nc.path(nodeClientKeyFile))
-	if err != nil {
-		return servers[0]
-	}
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	for _, s := range servers {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(s, "/")+"/readyz", nil)
-		if err != nil {
-			continue
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return s
-		}
-	}
-	return servers[0]
 }

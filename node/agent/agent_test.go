@@ -145,8 +145,8 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 		KubeletAPI:  capture,
 		KubeletPort: int32(kubeletPort),
 		NodeName:    name,
-		Client:     h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
-		NodeIP:     "127.0.0.1",
+		Client:      h.api.UserConfig(0, "system:node:"+name, "system:nodes"),
+		NodeIP:      "127.0.0.1",
 		Runtime: runtime.Config{
 			Address:   h.ctrd.Address,
 			StateDir:  stateDir,

@@ -43,7 +43,7 @@ func (k KubeletServer) Serve(ctx context.Context, a *Agent) error {
 		Kube:     a.client,
 		Attacher: a.rt,
 		Pods:     func(context.Context) ([]*corev1.Pod, error) { return a.Pods() },
-		Logger:   a.log,
+		Logger:   a.cfg.Logger, // it adds the node itself
 	})
 	if err != nil {
 		return fmt.Errorf("agent: kubelet API: %w", err)
