@@ -8,7 +8,9 @@
 #   CONFORMANCE_SKIP    regexp of specs to leave out
 #   CONFORMANCE_PROCS   ginkgo processes (default 4)
 #   CONFORMANCE_TIMEOUT bound on the suite (default 3h; the report is kept)
-#   CONFORMANCE_NODEKIND  hollow (simulated, no containers)
+#   CONFORMANCE_NODEKIND  agent (real 'barge agent' nodes: containerd,
+#                         the lab's registry; the default) or hollow
+#                         (simulated, no containers)
 set -eu
 
 BARGE=${BARGE:-bin/barge}
@@ -16,7 +18,7 @@ NODES=${CONFORMANCE_NODES:-3}
 PROCS=${CONFORMANCE_PROCS:-4}
 FOCUS=${CONFORMANCE_FOCUS:-'\[Conformance\]'}
 SKIP=${CONFORMANCE_SKIP:-}
-KIND=${CONFORMANCE_NODEKIND:-hollow}
+KIND=${CONFORMANCE_NODEKIND:-agent}
 LAB=${CONFORMANCE_LAB:-$(mktemp -d /tmp/barge-conformance.XXXXXX)}
 REPORT=${CONFORMANCE_REPORT:-$LAB/report}
 TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
@@ -33,8 +35,20 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== lab: 3 servers in $LAB"
-"$BARGE" lab up --servers 3 --dir "$LAB"
+case "$KIND" in
+agent)
+	echo "== lab: 3 servers and $NODES nodes in $LAB"
+	"$BARGE" lab up --servers 3 --nodes "$NODES" --dir "$LAB"
+	;;
+hollow)
+	echo "== lab: 3 servers in $LAB"
+	"$BARGE" lab up --servers 3 --dir "$LAB"
+	;;
+*)
+	echo "unknown CONFORMANCE_NODEKIND=$KIND (agent or hollow)" >&2
+	exit 2
+	;;
+esac
 KC="$LAB/admin.kubeconfig"
 # lab up returns on a Raft leader; the API servers become ready after.
 tries=0
@@ -44,16 +58,15 @@ until kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null 2>&1; do
 	sleep 1
 done
 case "$KIND" in
+agent)
+	SETUP="3 barge servers and $NODES barge agents (lab)"
+	;;
 hollow)
 	echo "== $NODES hollow nodes (simulated: specs that need running containers fail)"
 	"$BARGE" hollow --kubeconfig "$KC" --count "$NODES" --prefix node \
 		>"$LAB/logs/hollow.log" 2>&1 &
 	NODE_PID=$!
 	SETUP="3 barge servers (lab), $NODES hollow nodes"
-	;;
-*)
-	echo "unknown CONFORMANCE_NODEKIND=$KIND" >&2
-	exit 2
 	;;
 esac
 echo "== waiting for $NODES Ready nodes"
