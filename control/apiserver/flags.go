@@ -75,9 +75,13 @@ func (c *Config) args(host string, port int) ([]string, error) {
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--etcd-prefix=" + StoragePrefix,
-		// barge's store compacts its own history (auto-compaction); a
-		// second compactor would only race it.
-		"--etcd-compaction-interval=0",
+		// barge's store compacts its own history (auto-compaction) and
+		// records it in compact_rev_key. The API server must still run
+		// its compactor object: 0 disables it entirely, and with it the
+		// watch on compact_rev_key through which the watch cache learns
+		// of compactions and drops older list snapshots, so continue
+		// tokens would never expire. A year is "never compact yourself".
+		"--etcd-compaction-interval=" + apiServerCompactionInterval.String(),
 		"--profiling=false",
 		// The mixed-version proxy routes requests between API servers of
 		// different Kubernetes versions; a barge cluster runs one. Its
@@ -135,3 +139,7 @@ func (c *Config) writeAuthenticationConfig() (string, error) {
 	}
 	return path, nil
 }
+
+// apiServerCompactionInterval keeps kube-apiserver's compactor running
+// (for its compact_rev_key watch) without it ever compacting.
+const apiServerCompactionInterval = 365 * 24 * time.Hour

@@ -343,7 +343,7 @@ func TestCompaction(t *testing.T) {
 		// list's snapshot in its watch cache and finishes the list from
 		// it: the next page is the snapshot's, never a mix with later
 		// writes. (Kubernetes may answer 410 here once its cache has
-		// dropped the snapshot; barge's cache keeps it until restart.)
+		// dropped the snapshot, as the next subtest shows.)
 		page, err := secrets.List(ctx, metav1.ListOptions{Limit: 10, Continue: first.Continue})
 		if isExpired(err) {
 			return // also correct
@@ -359,6 +359,27 @@ func TestCompaction(t *testing.T) {
 			if rv, _ := strconv.ParseInt(item.ResourceVersion, 10, 64); rv > listRV {
 				t.Fatalf("second page holds %s at resourceVersion %d, written after the list began at %d", item.Name, rv, listRV)
 			}
+		}
+	})
+
+	t.Run("continue token expires once the watch cache learns of the compaction", func(t *testing.T) {
+		// The cache reads compact_rev_key (a watch; it polls the value
+		// every 15 s) and drops its older snapshots, so a token older
+		// than the compaction gets 410 from the same API server, as the
+		// conformance spec "continue listing … compacted away" expects.
+		deadline := time.Now().Add(40 * time.Second)
+		for {
+			err := continueList()
+			if isExpired(err) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("continue: %v, want 410 Gone eventually", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("continue token still served 40 s after the compaction was recorded")
+			}
+			time.Sleep(time.Second)
 		}
 	})
 
