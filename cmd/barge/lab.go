@@ -234,7 +234,7 @@ as JSON.`,
 				return s
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tPID\tRAFT\tTERM\tREADY\tPODS")
+			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tPID\tRAFT\tTERM\tREADY\tPODS\tGOSSIP")
 			for _, s := range st {
 				pid, term, pods := "-", "-", "-"
 				if s.PID > 0 {
@@ -246,7 +246,7 @@ as JSON.`,
 				if s.Pods != nil {
 					pods = strconv.Itoa(*s.Pods)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, pid, dash(s.Raft), term, dash(s.Ready), pods)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, pid, dash(s.Raft), term, dash(s.Ready), pods, dash(s.Gossip))
 			}
 			tw.Flush()
 			if lerr == nil {
