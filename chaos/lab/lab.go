@@ -210,11 +210,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			Netns:      hostNS(id, name),
 			Address:    addr,
 			GossipAddr: net.JoinHostPort(addr, strconv.Itoa(GossipPort)),
-			DataDir:   filepath.Join(dir, "data", name),
-			Log:       filepath.Join(dir, "logs", name+".log"),
-			Certs:     filepath.Join(dir, "certs", "nodes", name),
-			Namespace: containerdNamespace(id, name),
-			Capacity:  capacity,
+			DataDir:    filepath.Join(dir, "data", name),
+			Log:        filepath.Join(dir, "logs", name+".log"),
+			Certs:      filepath.Join(dir, "certs", "nodes", name),
+			Namespace:  containerdNamespace(id, name),
+			Capacity:   capacity,
 		})
 	}
 	if withRuntime {
