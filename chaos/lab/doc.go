@@ -55,8 +55,8 @@
 // member state as a server sees it. Since upstream's Node authorizer
 // lets a kubelet read neither EndpointSlices nor NetworkPolicies, Up
 // binds the group system:nodes to upstream's kube-proxy role
-// (system:node-proxier) and to a role reading NetworkPolicies and
-// Namespaces, for the agents' Service proxy, DNS and NetworkPolicy.
+// (system:node-proxier) and to a role reading NetworkPolicies,
+// Namespaces and every pod, for the agents' Service proxy, DNS and NetworkPolicy.
 //
 // lab imports raftstore/pki, node/image and node/gossip (the admin call
 // `barge gossip members` makes), the etcd v3 client (to find the leader),

@@ -65,10 +65,13 @@ func TestNodes(t *testing.T) {
 	if err := l.WaitNodesReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A Node is Ready from its first status, before the agent joins
+	// gossip (after its pod CIDR and overlay).
 	for _, n := range []string{"n1", "n2"} {
-		if st := hostStatus(t, l, n); st.Gossip != "alive" {
-			t.Errorf("%s: gossip %q, want alive (as the server sees it)", n, st.Gossip)
-		}
+		waitFor(t, n+" alive in gossip as the server sees it", 30*time.Second, func() (bool, string) {
+			st := hostStatus(t, l, n)
+			return st.Gossip == "alive", "gossip " + st.Gossip
+		})
 	}
 	podNetwork(t, l)
 

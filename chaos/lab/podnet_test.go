@@ -76,11 +76,14 @@ func podNetwork(t *testing.T, l *lab.Lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// wget from the n1 pod, through the API server's exec subresource
-	// and n1's kubelet API.
-	get := func(url string) (string, error) {
+	// An HTTP GET from the n1 pod, through the API server's exec
+	// subresource and n1's kubelet API. busybox nc, not wget: the static
+	// busybox's wget crashes (SIGSEGV) in this image.
+	get := func(hostPort string) (string, error) {
+		host, port, _ := strings.Cut(hostPort, ":")
+		script := fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 %s %s`, host, port)
 		req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name("client").SubResource("exec").
-			VersionedParams(&corev1.PodExecOptions{Container: "c", Command: []string{"wget", "-q", "-T", "3", "-O", "-", url}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+			VersionedParams(&corev1.PodExecOptions{Container: "c", Command: []string{"sh", "-c", script}, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 		exec, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, req.URL())
 		if err != nil {
 			return "", err
@@ -94,20 +97,20 @@ func podNetwork(t *testing.T, l *lab.Lab) {
 		}
 		return stdout.String(), nil
 	}
-	byIP := fmt.Sprintf("http://%s:8080/", webIP)
-	byName := "http://web." + ns + ".svc.cluster.local/"
-	reaches := func(url string) func() (bool, string) {
+	byIP := webIP + ":8080"
+	byName := "web." + ns + ".svc.cluster.local:80"
+	reaches := func(addr string) func() (bool, string) {
 		return func() (bool, string) {
-			out, err := get(url)
+			out, err := get(addr)
 			if err != nil {
 				return false, err.Error()
 			}
-			return strings.TrimSpace(out) == "hello from n2", "answer " + out
+			return strings.HasSuffix(strings.TrimSpace(out), "\nhello from n2"), "answer " + out
 		}
 	}
-	fails := func(url string) func() (bool, string) {
+	fails := func(addr string) func() (bool, string) {
 		return func() (bool, string) {
-			out, err := get(url)
+			out, err := get(addr)
 			if err == nil {
 				return false, "answered " + out
 			}

@@ -19,7 +19,8 @@ const (
 // read what their Service proxy, DNS and NetworkPolicy enforcement
 // watch, beyond what upstream's Node authorizer grants a kubelet:
 // upstream's own kube-proxy role (system:node-proxier: EndpointSlices,
-// ServiceCIDRs, ...) and a role for NetworkPolicies and Namespaces. The
+// ServiceCIDRs, ...) and a role for NetworkPolicies, Namespaces and all
+// pods. The
 // servers do not create these yet, so the lab does, as an operator would.
 func (l *Lab) grantNodeNetwork(ctx context.Context) error {
 	cs, err := l.Kube()
@@ -32,7 +33,9 @@ func (l *Lab) grantNodeNetwork(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: nodeNetworkRole},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: read},
-			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: read},
+			// NetworkPolicy selects peers among every node's pods; the Node
+			// authorizer lets a node list only its own.
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: read},
 		},
 	}
 	bindings := []*rbacv1.ClusterRoleBinding{
