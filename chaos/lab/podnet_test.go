@@ -122,7 +122,9 @@ func podNetwork(t *testing.T, l *lab.Lab) {
 		}
 	}
 	waitFor(t, "n1 pod reaches n2 pod "+byIP+" over the overlay", 60*time.Second, reaches(byIP))
+	t.Logf("n1 pod reached the n2 pod at %s", byIP)
 	waitFor(t, "n1 pod reaches Service "+byName, 60*time.Second, reaches(byName))
+	t.Logf("n1 pod reached Service %s", byName)
 
 	deny := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "deny-web", Namespace: ns},
@@ -136,6 +138,7 @@ func podNetwork(t *testing.T, l *lab.Lab) {
 	}
 	waitFor(t, "Service "+byName+" denied by NetworkPolicy", 60*time.Second, fails(byName))
 	waitFor(t, "pod "+byIP+" denied by NetworkPolicy", 60*time.Second, fails(byIP))
+	t.Logf("NetworkPolicy %s denies both", deny.Name)
 
 	// The pods go at once, so the rest of the test counts only its own.
 	for _, name := range []string{"web", "client"} {
