@@ -32,6 +32,9 @@ const (
 	PeerPort   = 2380
 	ClientPort = 2379
 	APIPort    = 6443
+	// GossipPort is every server's and agent's gossip port (node/gossip's
+	// default).
+	GossipPort = 7946
 )
 
 // LeaderTimeout bounds how long Up waits for the first election.
@@ -54,7 +57,10 @@ type Config struct {
 	// NodeCapacity is each node's --capacity; default: the machine
 	// divided by the number of nodes (nodeCapacity).
 	NodeCapacity string
-	Logger       *slog.Logger
+	// Overlay is the agents' --overlay (vxlan or ipip); "" leaves the
+	// agent's default, vxlan.
+	Overlay string
+	Logger  *slog.Logger
 }
 
 // Host is one network namespace of the lab, as recorded in lab.json.
@@ -67,6 +73,8 @@ type Host struct {
 	PeerAddr   string `json:"peerAddr,omitempty"`
 	ClientAddr string `json:"clientAddr,omitempty"`
 	APIAddr    string `json:"apiAddr,omitempty"`
+	// GossipAddr is where the host's server or agent gossips.
+	GossipAddr string `json:"gossipAddr,omitempty"`
 	DataDir    string `json:"dataDir,omitempty"`
 	Log        string `json:"log,omitempty"`
 	// Nodes: the credential directory (`barge certs node`), containerd
@@ -87,6 +95,7 @@ type Lab struct {
 	Barge      string   `json:"barge"`
 	ServerArgs []string `json:"serverArgs,omitempty"`
 	AgentArgs  []string `json:"agentArgs,omitempty"`
+	Overlay    string   `json:"overlay,omitempty"`
 	Hosts      []Host   `json:"hosts"`
 	// Registry is HOST:PORT of the lab registry: REGISTRY/busybox:latest
 	// works in any pod spec.
@@ -157,7 +166,13 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		Barge:      barge,
 		ServerArgs: cfg.ServerArgs,
 		AgentArgs:  cfg.AgentArgs,
+		Overlay:    cfg.Overlay,
 		log:        log,
+	}
+	switch cfg.Overlay {
+	case "", "vxlan", "ipip":
+	default:
+		return nil, fmt.Errorf("lab: overlay %q: want vxlan or ipip", cfg.Overlay)
 	}
 	withRuntime := cfg.Nodes > 0 || cfg.Registry
 	if withRuntime {
@@ -176,6 +191,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			PeerAddr:   net.JoinHostPort(addr, strconv.Itoa(PeerPort)),
 			ClientAddr: net.JoinHostPort(addr, strconv.Itoa(ClientPort)),
 			APIAddr:    net.JoinHostPort(addr, strconv.Itoa(APIPort)),
+			GossipAddr: net.JoinHostPort(addr, strconv.Itoa(GossipPort)),
 			DataDir:    filepath.Join(dir, "data", name),
 			Log:        filepath.Join(dir, "logs", name+".log"),
 		})
@@ -187,16 +203,18 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	for i := 1; i <= cfg.Nodes; i++ {
 		name := "n" + strconv.Itoa(i)
+		addr := hostAddr(subnet, byte(100+i)).String()
 		l.Hosts = append(l.Hosts, Host{
-			Name:      name,
-			Role:      RoleNode,
-			Netns:     hostNS(id, name),
-			Address:   hostAddr(subnet, byte(100+i)).String(),
-			DataDir:   filepath.Join(dir, "data", name),
-			Log:       filepath.Join(dir, "logs", name+".log"),
-			Certs:     filepath.Join(dir, "certs", "nodes", name),
-			Namespace: containerdNamespace(id, name),
-			Capacity:  capacity,
+			Name:       name,
+			Role:       RoleNode,
+			Netns:      hostNS(id, name),
+			Address:    addr,
+			GossipAddr: net.JoinHostPort(addr, strconv.Itoa(GossipPort)),
+			DataDir:    filepath.Join(dir, "data", name),
+			Log:        filepath.Join(dir, "logs", name+".log"),
+			Certs:      filepath.Join(dir, "certs", "nodes", name),
+			Namespace:  containerdNamespace(id, name),
+			Capacity:   capacity,
 		})
 	}
 	if withRuntime {
@@ -223,6 +241,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("lab: certificates: %w", err)
 	}
 	if err := l.writeKubeconfig(); err != nil {
+		return nil, err
+	}
+	if err := l.gossipKeyring(ctx); err != nil {
 		return nil, err
 	}
 
@@ -270,6 +291,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		rctx, cancel := context.WithTimeout(ctx, NodeReadyTimeout)
 		defer cancel()
 		if err := l.waitAPI(rctx); err != nil {
+			return fail(err)
+		}
+		if err := l.grantNodeNetwork(rctx); err != nil {
 			return fail(err)
 		}
 		for i := range l.Hosts {

@@ -101,6 +101,15 @@ func (l *Lab) agentArgs(h *Host) []string {
 	if h.Capacity != "" {
 		args = append(args, "--capacity", h.Capacity)
 	}
+	if h.GossipAddr != "" {
+		args = append(args, "--gossip-addr", h.GossipAddr)
+	}
+	if join := l.gossipServers(""); len(join) > 0 {
+		args = append(args, "--gossip-join", strings.Join(join, ","))
+	}
+	if l.Overlay != "" {
+		args = append(args, "--overlay", l.Overlay)
+	}
 	return append(args, l.AgentArgs...)
 }
 

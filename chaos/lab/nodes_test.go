@@ -1,12 +1,3 @@
-//go:build labnodes
-
-// The node test needs `barge agent` (issue 14), which is being merged;
-// until it is, it stays out of `make test`: run it with
-//
-//	go test -tags labnodes -run TestNodes ./chaos/lab/
-//
-// (BARGE_TEST_BINARY may name a barge binary that has the agent).
-
 package lab_test
 
 import (
@@ -25,9 +16,10 @@ import (
 )
 
 // TestNodes brings up one server and two nodes: up returns with both
-// Ready; a killed agent shows as stopped; start brings it back to Ready; a
-// pod of the registry's busybox runs on a node; after a crash of every
-// lab process lab down leaves nothing.
+// Ready; a killed agent shows as stopped; start brings it back to Ready;
+// the pod network works across nodes (podNetwork); a pod of the
+// registry's busybox runs on a node; after a crash of every lab process
+// lab down leaves nothing.
 func TestNodes(t *testing.T) {
 	requireRoot(t)
 	if err := exec.Command(bargeBin, "agent", "--help").Run(); err != nil {
@@ -73,6 +65,15 @@ func TestNodes(t *testing.T) {
 	if err := l.WaitNodesReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A Node is Ready from its first status, before the agent joins
+	// gossip (after its pod CIDR and overlay).
+	for _, n := range []string{"n1", "n2"} {
+		waitFor(t, n+" alive in gossip as the server sees it", 30*time.Second, func() (bool, string) {
+			st := hostStatus(t, l, n)
+			return st.Gossip == "alive", "gossip " + st.Gossip
+		})
+	}
+	podNetwork(t, l)
 
 	// A pod from the lab registry, scheduled onto a node: it leaves a pod
 	// network namespace, a container with its mounts and cgroups, which a

@@ -40,6 +40,14 @@ func (l *Lab) serverArgs(h *Host) []string {
 		"--api-addr", h.APIAddr,
 		"--initial-cluster", strings.Join(cluster, ","),
 	}
+	// Every server gossips, so node health sees agents die within
+	// seconds; each joins the others (none to join for a lone server).
+	if h.GossipAddr != "" {
+		args = append(args, "--gossip-addr", h.GossipAddr)
+		if join := l.gossipServers(h.Name); len(join) > 0 {
+			args = append(args, "--gossip-join", strings.Join(join, ","))
+		}
+	}
 	return append(args, l.ServerArgs...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/raftstore/pki"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -46,6 +47,10 @@ type HostStatus struct {
 	// Pods counts the node's pods that have not finished, nil when the
 	// API did not answer.
 	Pods *int `json:"pods,omitempty"`
+	// Gossip is the host's member state in the gossip pool as a server
+	// sees it (alive, suspect, dead, left; absent when the server knows
+	// no such member), empty when no server answered.
+	Gossip string `json:"gossip,omitempty"`
 }
 
 // hostStatus reports every host's process, and each server's Raft status
@@ -109,6 +114,7 @@ func (l *Lab) Status(ctx context.Context) ([]HostStatus, error) {
 		return nil, err
 	}
 	l.nodeStatus(ctx, out)
+	l.gossipStatus(ctx, out)
 	if c := l.Containerd; c != nil {
 		st := HostStatus{Name: ContainerdName, Role: ContainerdName, Address: c.Socket, State: stateOf(c.PID, c.Dir)}
 		if st.State != StateStopped {
@@ -153,6 +159,60 @@ func (l *Lab) waitLeader(ctx context.Context) (string, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// gossipStatus fills the Gossip column from the first running server
+// that answers `barge gossip members`' call.
+func (l *Lab) gossipStatus(ctx context.Context, out []HostStatus) {
+	tlsCfg, err := pki.ClientTLS(l.Certs)
+	if err != nil {
+		return
+	}
+	for i, h := range l.Hosts {
+		if h.Role != RoleServer || h.GossipAddr == "" || out[i].State != StateRunning {
+			continue
+		}
+		members, err := gossipMembers(ctx, tlsCfg.Clone(), h.ClientAddr)
+		if err != nil {
+			l.log.Debug("gossip status", "host", h.Name, "err", err)
+			continue
+		}
+		state := map[string]string{}
+		for _, m := range members {
+			state[m.Name] = string(m.State)
+		}
+		for j := range out {
+			if out[j].Role != RoleServer && out[j].Role != RoleNode {
+				continue
+			}
+			if st, ok := state[out[j].Name]; ok {
+				out[j].Gossip = st
+			} else {
+				out[j].Gossip = "absent"
+			}
+		}
+		return
+	}
+}
+
+func gossipMembers(ctx context.Context, tlsCfg *tls.Config, addr string) ([]gossip.MemberInfo, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"https://" + addr},
+		TLS:         tlsCfg,
+		DialTimeout: statusTimeout,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", addr, err)
+	}
+	defer cli.Close()
+	gctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	members, err := gossip.RemoteMembers(gctx, cli.ActiveConnection())
+	if err != nil {
+		return nil, fmt.Errorf("gossip members of %s: %w", addr, err)
+	}
+	return members, nil
 }
 
 func raftStatus(ctx context.Context, tlsCfg *tls.Config, addr string) (string, uint64, error) {

@@ -17,7 +17,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/barge-dev/barge/node/agent"
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/node/runtime"
+	"github.com/barge-dev/barge/overlay"
 	"github.com/barge-dev/barge/raftstore"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
@@ -50,6 +52,10 @@ func newAgentCmd() *cobra.Command {
 		logLevel, logFormat                                        string
 		mtu                                                        int
 		kubeletPort                                                int32
+		gossipAddr, gossipAdv, gossipKeyring, gossipProfile        string
+		gossipJoin                                                 []string
+		overlayMode, clusterCIDR, serviceCIDR                      string
+		dnsUpstreams                                               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -61,10 +67,23 @@ that node), registers the Node, renews its Lease, and runs the pods
 bound to it on containerd in the namespace --containerd-namespace
 (default: the node name), with pod networking from the node's pod CIDR.
 
+The node is a full network node: it joins the servers' gossip pool
+(--gossip-join; key from --gossip-keyring, which 'barge certs node'
+copies from the cluster's certificates) with its underlay IP, pod CIDR,
+overlay mode and VTEP MAC as metadata; carries pod traffic to the other
+nodes over --overlay (vxlan, or ipip with a userspace tunnel where the
+kernel has no ipip), with peers learnt from gossip alone, and masquerades
+pod traffic leaving the cluster; and runs the Service proxy (kube-proxy's
+nftables proxier), cluster DNS for its pods (on the pod bridge's gateway,
+the cluster DNS address DNATed to it) and NetworkPolicy.
+
 Restarting the agent neither restarts nor orphans running pods: it
-re-adopts them from containerd.`,
+re-adopts them from containerd. A stopping agent does not leave the
+gossip pool: to the servers a restart looks like a short failure, not a
+departure.`,
 		Example: `  barge certs node --dir ./certs --name w1 --ip 10.0.0.11
-  barge agent --name w1 --certs ./certs/nodes/w1 --servers https://10.0.0.1:6443 --node-ip 10.0.0.11`,
+  barge agent --name w1 --certs ./certs/nodes/w1 --servers https://10.0.0.1:6443 --node-ip 10.0.0.11 \
+      --gossip-join 10.0.0.1:7946`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, logFormat)
@@ -90,6 +109,13 @@ re-adopts them from containerd.`,
 				}
 			}
 			serving, err := kubeletTLS(nc)
+			if err != nil {
+				return err
+			}
+			if gossipKeyring == "" {
+				gossipKeyring = nc.path(gossip.KeyringFile)
+			}
+			nw, err := agentNetwork(nodeIP, gossipAddr, gossipAdv, gossipKeyring, gossipProfile, gossipJoin, overlayMode, clusterCIDR, serviceCIDR, dnsUpstreams)
 			if err != nil {
 				return err
 			}
@@ -130,6 +156,10 @@ re-adopts them from containerd.`,
 				KubeletPort: kubeletPort,
 				KubeletAPI:  agent.KubeletServer{TLS: serving},
 				MTU:         mtu,
+				ClusterCIDR: nw.clusterCIDR,
+				Gossip:      nw.gossip,
+				Overlay:     nw.overlay,
+				Services:    nw.services,
 				Logger:      logger,
 			}
 			logger.Info("starting node agent", "node", name, "servers", servers, "containerd", socket)
@@ -148,6 +178,15 @@ re-adopts them from containerd.`,
 	f.StringVar(&capacity, "capacity", "", "node capacity, e.g. cpu=4,memory=8Gi,pods=110 (default: the machine's)")
 	f.IntVar(&mtu, "mtu", 0, "pod network MTU (default 1500)")
 	f.Int32Var(&kubeletPort, "kubelet-port", agent.DefaultKubeletPort, "kubelet API port, served on --node-ip and published in the Node's status")
+	f.StringVar(&gossipAddr, "gossip-addr", "", "IP:PORT to gossip on, TCP and UDP (default NODE-IP:7946; port 7946 when only an IP is given)")
+	f.StringVar(&gossipAdv, "gossip-advertise", "", "IP other members reach this one at (default the --gossip-addr IP)")
+	f.StringSliceVar(&gossipJoin, "gossip-join", nil, "gossip members to join, IP:PORT,... (the servers' --gossip-addr; retried until one answers)")
+	f.StringVar(&gossipKeyring, "gossip-keyring", "", "the pool's keyring (default gossip-keyring.json in --certs, which 'barge certs node' copies)")
+	f.StringVar(&gossipProfile, "gossip-profile", gossip.ProfileBarge, "failure detector timing: barge, lan or local (see node/gossip); the servers' must match")
+	f.StringVar(&overlayMode, "overlay", string(gossip.OverlayVXLAN), "pod overlay between nodes: vxlan, ipip, or none (pods reach only their own node)")
+	f.StringVar(&clusterCIDR, "cluster-cidr", overlay.DefaultClusterCIDR.String(), "the cluster's pod network (the servers' --cluster-cidr)")
+	f.StringVar(&serviceCIDR, "service-cidr", agent.DefaultServiceCIDR.String(), "the Service range (reverse DNS names answered by cluster DNS)")
+	f.StringSliceVar(&dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, IP[:PORT],... (default none: such names get SERVFAIL)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	for _, n := range []string{"name", "certs", "servers", "node-ip"} {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/spf13/cobra"
 )
@@ -48,6 +49,8 @@ func newCertsNodeCmd() *cobra.Command {
   kubelet.crt, kubelet.key   the kubelet API's serving certificate, for
                              the node IP and name
   ca.crt                     the cluster CA
+  gossip-keyring.json        the gossip pool's keys, copied from --dir
+                             (the agent joins the servers' pool with it)
 
 into --out (default DIR/nodes/NAME), the directory 'barge agent --certs'
 takes. Existing files are replaced only with --force.`,
@@ -65,6 +68,12 @@ takes. Existing files are replaced only with --force.`,
 			ca, err := pki.LoadCA(dir)
 			if err != nil {
 				return err
+			}
+			// Read first: a directory without the pool's key fails before
+			// anything is written.
+			keys, err := gossip.ReadKeyring(filepath.Join(dir, gossip.KeyringFile))
+			if err != nil {
+				return fmt.Errorf("%w (barge certs init writes it; or barge gossip keygen --certs %s)", err, dir)
 			}
 			if out == "" {
 				out = filepath.Join(dir, "nodes", name)
@@ -102,6 +111,9 @@ takes. Existing files are replaced only with --force.`,
 				if err := os.WriteFile(nc.path(f.name), f.data, f.mode); err != nil {
 					return err
 				}
+			}
+			if err := gossip.WriteKeyring(nc.path(gossip.KeyringFile), keys); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote node credential for %s (user %s%s, group %s) and kubelet serving certificate for %s, %s into %s\n",
 				name, nodeUserPrefix, name, nodeOrganization, ip, name, out)

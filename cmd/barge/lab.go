@@ -95,6 +95,7 @@ func newLabUpCmd() *cobra.Command {
 		nodes     int
 		registry  bool
 		capacity  string
+		overlay   string
 		agentArgs []string
 	)
 	cmd := &cobra.Command{
@@ -113,7 +114,9 @@ lab's /24: Debian's docker-registry with a certificate from the lab CA),
 builds busybox from busybox-static and pushes it as REGISTRY/busybox:latest.
 Each node gets a credential from 'barge certs node' and runs 'barge agent'
 in its namespace, with its own containerd namespace and a 1/N share of
-the machine as --capacity; up then returns when every node is Ready (at
+the machine as --capacity, joining the servers' gossip pool (every server
+gossips on its address, port 7946) and carrying pods' traffic over
+--overlay; up then returns when every node is Ready (at
 most 120 s more).
 
 If up fails, the namespaces and processes it made are removed again but
@@ -130,7 +133,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 			defer stop()
 			start := time.Now()
 			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Registry: registry,
-				NodeCapacity: capacity, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
+				NodeCapacity: capacity, Overlay: overlay, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
 			if err != nil {
 				return err
 			}
@@ -151,6 +154,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker nodes running 'barge agent' (0 to 100)")
 	cmd.Flags().BoolVar(&registry, "registry", false, "start the registry and containerd even with --nodes 0")
 	cmd.Flags().StringVar(&capacity, "node-capacity", "", "each node's --capacity, e.g. cpu=1,memory=2Gi,pods=110 (default: the machine divided by --nodes)")
+	cmd.Flags().StringVar(&overlay, "overlay", "vxlan", "the agents' pod overlay between nodes: vxlan or ipip (userspace IPIP where the kernel has none)")
 	cmd.Flags().StringArrayVar(&agentArgs, "agent-arg", nil, "extra 'barge agent' flag (--name=value), repeatable")
 	return cmd
 }
@@ -230,7 +234,7 @@ as JSON.`,
 				return s
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tPID\tRAFT\tTERM\tREADY\tPODS")
+			fmt.Fprintln(tw, "HOST\tROLE\tADDRESS\tSTATE\tPID\tRAFT\tTERM\tREADY\tPODS\tGOSSIP")
 			for _, s := range st {
 				pid, term, pods := "-", "-", "-"
 				if s.PID > 0 {
@@ -242,7 +246,7 @@ as JSON.`,
 				if s.Pods != nil {
 					pods = strconv.Itoa(*s.Pods)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, pid, dash(s.Raft), term, dash(s.Ready), pods)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Address, s.State, pid, dash(s.Raft), term, dash(s.Ready), pods, dash(s.Gossip))
 			}
 			tw.Flush()
 			if lerr == nil {

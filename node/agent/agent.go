@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/barge-dev/barge/node/runtime"
+	"github.com/barge-dev/barge/overlay"
 )
 
 // Kubelet defaults the agent follows.
@@ -76,9 +77,22 @@ type Config struct {
 	StatusInterval time.Duration
 	BackoffBase    time.Duration
 	BackoffMax     time.Duration
-	// MTU of the pod network (0: 1500).
-	MTU    int
-	Logger *slog.Logger
+	// MTU of the pod network (0: 1500; with Overlay, the tunnel's when
+	// that is lower).
+	MTU int
+	// ClusterCIDR is the whole pod network; zero is
+	// overlay.DefaultClusterCIDR.
+	ClusterCIDR netip.Prefix
+	// Gossip, when set, makes the node a member of the gossip pool
+	// (gossip.go).
+	Gossip *Gossip
+	// Overlay, when set, carries pod traffic to the other nodes
+	// (network.go); it needs Gossip, where its peers come from.
+	Overlay *Overlay
+	// Services, when set, runs the Service proxy, cluster DNS and
+	// NetworkPolicy on the node (services.go).
+	Services *Services
+	Logger   *slog.Logger
 }
 
 func (c *Config) complete() error {
@@ -121,6 +135,27 @@ func (c *Config) complete() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if !c.ClusterCIDR.IsValid() {
+		c.ClusterCIDR = overlay.DefaultClusterCIDR
+	}
+	if c.Gossip != nil {
+		if err := c.Gossip.complete(c.NodeIP); err != nil {
+			return err
+		}
+	}
+	if c.Overlay != nil {
+		if err := c.Overlay.check(); err != nil {
+			return err
+		}
+		if c.Gossip == nil {
+			return errors.New("agent: the overlay needs gossip: its peers come from the pool")
+		}
+	}
+	if c.Services != nil {
+		if err := c.Services.complete(c); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -198,8 +233,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a.podCIDR = cidr
-	if err := rt.SetupNetwork(ctx, cidr, cfg.MTU); err != nil {
+	// The overlay's order (overlay/doc.go): the backend first, for the
+	// MTU pods get; the bridge; then egress masquerade, gossip and peers.
+	nw, mtu, err := a.setupOverlay(ctx, cidr)
+	if err != nil {
+		return err
+	}
+	defer nw.close()
+	if err := rt.SetupNetwork(ctx, cidr, mtu); err != nil {
 		return fmt.Errorf("agent: %w", err)
+	}
+	if err := nw.start(ctx); err != nil {
+		return err
 	}
 	if err := rt.Adopt(ctx); err != nil {
 		a.log.Warn("adopting containers", "err", err)
@@ -235,6 +280,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	a.wg.Go(func() { a.heartbeat(ctx) })
+	if cfg.Services != nil {
+		a.startServices(ctx, cidr)
+	}
 	if cfg.KubeletAPI != nil {
 		// The kubelet API server (node/kubeletapi) runs beside the pod
 		// workers, for as long as the agent does.

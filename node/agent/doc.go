@@ -18,6 +18,23 @@
 // node/kubeletapi on the node's address: what `kubectl logs`, `exec`,
 // `attach` and `port-forward` reach through the API server.
 //
-// It imports node/runtime, node/kubeletapi, k8s.io/kubernetes pure
-// helpers, client-go and k8s.io API types; never the control plane.
+// The node's network, each optional in Config and all on in `barge
+// agent`:
+//
+//   - Gossip (gossip.go): the node's member of the one gossip pool
+//     (node/gossip), role agent, with its underlay IP, pod CIDR, overlay
+//     mode and VTEP MAC as metadata. A stopping agent shuts its member
+//     down without a goodbye: a restart is not a departure.
+//   - Overlay (network.go): overlay/vxlan or overlay/ipip set up in the
+//     node's namespace before the pod bridge (whose MTU it sets), egress
+//     masquerade (overlay/egress), and the backend's peers programmed
+//     from the pool's agent members after every gossip change, so the
+//     data plane converges without the API servers.
+//   - Services (services.go): node/proxy, node/dns (on the pod bridge's
+//     gateway) and node/netpol on the agent's client, once the pod
+//     network exists.
+//
+// It imports node/runtime, node/kubeletapi, node/gossip, node/proxy,
+// node/dns, node/netpol, overlay and its backends, k8s.io/kubernetes
+// pure helpers, client-go and k8s.io API types; never the control plane.
 package agent

@@ -63,3 +63,9 @@ func (r *Runtime) DialContext(ctx context.Context, network, addr string) (net.Co
 	})
 	return c, err
 }
+
+// InHostNetns runs fn on a thread in the node's network namespace
+// (Config.HostNetns; the caller's own when that is empty), for network
+// setup the agent does beside the pods' (the overlay). As with inNetns,
+// fn must not start goroutines that touch the network.
+func (r *Runtime) InHostNetns(fn func() error) error { return inNetns(r.cfg.HostNetns, fn) }
