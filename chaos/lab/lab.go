@@ -293,9 +293,6 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		if err := l.waitAPI(rctx); err != nil {
 			return fail(err)
 		}
-		if err := l.grantNodeNetwork(rctx); err != nil {
-			return fail(err)
-		}
 		for i := range l.Hosts {
 			h := &l.Hosts[i]
 			if h.Role != RoleNode {

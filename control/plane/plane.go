@@ -95,6 +95,9 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 		if !waitReady(ctx, api) {
 			return
 		}
+		if cs, err := kubernetes.NewForConfig(api.LoopbackConfig()); err == nil {
+			p.goFn(func() { ensureNodeRBAC(ctx, cs, logger) })
+		}
 		// Followers keep the leader's caches warm too: a server that wins
 		// starts its components on them at once.
 		warming := time.Now()
