@@ -4,6 +4,14 @@
 # lost and that kubectl keeps working against a survivor.
 set -eu
 
+# As root, the whole cluster in a lab (demo-lab.sh); without root, or with
+# BARGE_DEMO_LOOPBACK=1, the part that runs on loopback.
+if [ "$(id -u)" = 0 ] && [ -z "${BARGE_DEMO_LOOPBACK:-}" ]; then
+	exec sh "$(dirname "$0")/demo-lab.sh"
+fi
+echo "The full demo (pods, Services, node and server faults) needs root: it builds"
+echo "a lab of network namespaces. Running the loopback part: servers and the API."
+
 BARGE=${BARGE:-bin/barge}
 DIR=$(mktemp -d /tmp/barge-demo.XXXXXX)
 BASE=$(( 20000 + $$ % 20000 ))
