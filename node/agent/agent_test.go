@@ -111,8 +111,9 @@ func newHarness(t *testing.T) *harness {
 }
 
 // startNode starts an agent for a node whose "host" network is a network
-// namespace of the test's own (the bridge and veths live there).
-func (h *harness) startNode(t *testing.T, name string) *node {
+// namespace of the test's own (the bridge and veths live there). opts
+// change its configuration before it starts.
+func (h *harness) startNode(t *testing.T, name string, opts ...func(*agent.Config)) *node {
 	t.Helper()
 	stateDir := filepath.Join(h.dir, "nodes", name)
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
@@ -157,6 +158,9 @@ func (h *harness) startNode(t *testing.T, name string) *node {
 		BackoffBase: 2 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(&testWriter{t: h.t, prefix: name}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}}
+	for _, o := range opts {
+		o(&n.cfg)
+	}
 	n.start(h.t)
 	return n
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,8 +58,13 @@ type Daemon struct {
 	HostsDir string // config_path: registry host configuration
 	LogFile  string
 
+	bin  string
+	conf string
+
+	mu     sync.Mutex // cmd, exited and down change on Down and Up
 	cmd    *exec.Cmd
 	exited chan struct{}
+	down   bool // stopped by Down: its shims may still run containers
 }
 
 // disabledPlugins are plugins the tests do not use; leaving them out
@@ -96,42 +102,113 @@ func Start(t testing.TB) *Daemon {
 		Address:  filepath.Join(dir, "c.sock"),
 		HostsDir: filepath.Join(dir, "hosts"),
 		LogFile:  filepath.Join(dir, "containerd.log"),
-		exited:   make(chan struct{}),
 	}
 	for _, p := range []string{d.Root, d.State, d.HostsDir} {
 		if err := os.MkdirAll(p, 0o711); err != nil {
 			t.Fatal(err)
 		}
 	}
-	conf := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(d.config()), 0o600); err != nil {
+	d.conf = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(d.conf, []byte(d.config()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(d.LogFile)
-	if err != nil {
+	d.bin = bin
+	if err := d.launch(); err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(bin, "--config", conf)
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	// Its own process group: a ^C to the test does not reach it first.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start containerd: %v", err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		logf.Close()
-		close(d.exited)
-	}()
 	t.Cleanup(func() { d.stop(t) })
+	if err := d.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
+// launch starts the daemon process; exited is closed when it ends.
+func (d *Daemon) launch() error {
+	// Appended to: a restarted daemon's log follows the first one's.
+	logf, err := os.OpenFile(d.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("containerd log: %w", err)
+	}
+	cmd := exec.Command(d.bin, "--config", d.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: a ^C to the test does not reach it first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	exited := make(chan struct{})
+	d.mu.Lock()
+	d.cmd, d.exited = cmd, exited
+	d.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	return nil
+}
+
+func (d *Daemon) waitReady() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := d.wait(ctx); err != nil {
-		t.Fatalf("containerd did not start: %v\n%s", err, d.logTail())
+		return fmt.Errorf("containerd did not start: %w\n%s", err, d.logTail())
 	}
-	return d
+	return nil
+}
+
+// current is the running (or last) daemon process and its exit channel.
+func (d *Daemon) current() (*exec.Cmd, chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd, d.exited
+}
+
+// Down stops the daemon as an operator's `systemctl stop containerd`
+// does (SIGTERM to containerd alone): the shims, which containerd
+// starts in process groups of their own, keep the containers running,
+// and their exits are kept for the next daemon. Up starts it again.
+func (d *Daemon) Down(t testing.TB) {
+	t.Helper()
+	cmd, exited := d.current()
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	d.mu.Lock()
+	d.down = true
+	d.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Up starts a daemon stopped by Down on the same root, state and socket,
+// and waits until it answers; it reconnects to the running shims.
+func (d *Daemon) Up(t testing.TB) {
+	t.Helper()
+	_, exited := d.current()
+	select {
+	case <-exited:
+	default:
+		t.Fatal("containerdtest: Up while the daemon runs")
+	}
+	if err := d.launch(); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.down = false
+	d.mu.Unlock()
+	if err := d.waitReady(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (d *Daemon) config() string {
@@ -175,6 +252,7 @@ func (d *Daemon) wait(ctx context.Context) error {
 		err error
 	}
 	done := make(chan result, 1)
+	_, exited := d.current()
 	go func() {
 		// WithTimeout makes New block until the socket accepts.
 		c, err := containerd.New(d.Address, containerd.WithTimeout(55*time.Second))
@@ -187,7 +265,7 @@ func (d *Daemon) wait(ctx context.Context) error {
 	select {
 	case r := <-done:
 		return r.err
-	case <-d.exited:
+	case <-exited:
 		return errors.New("containerd exited")
 	case <-ctx.Done():
 		return ctx.Err()
@@ -217,16 +295,27 @@ func (d *Daemon) Client(t testing.TB, namespace string) *containerd.Client {
 // stop removes what tests left running (tasks, containers), stops the
 // daemon and removes its directory.
 func (d *Daemon) stop(t testing.TB) {
+	d.mu.Lock()
+	down := d.down
+	d.mu.Unlock()
+	if down {
+		// Left down by the test: start it once more to kill what its
+		// shims still run.
+		if err := d.launch(); err == nil {
+			_ = d.waitReady()
+		}
+	}
+	cmd, exited := d.current()
 	select {
-	case <-d.exited:
+	case <-exited:
 	default:
 		d.reap(t)
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
-		case <-d.exited:
+		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-			<-d.exited
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
 		}
 	}
 	if t.Failed() {
