@@ -46,6 +46,7 @@ func TestAgent(t *testing.T) {
 	t.Run("Attach", func(t *testing.T) { t.Parallel(); testAttach(t, h, n1) })
 	t.Run("KubeletAPI", func(t *testing.T) { t.Parallel(); testKubeletAPI(t, h) })
 	t.Run("ContainerdRestart", func(t *testing.T) { t.Parallel(); testContainerdRestart(t, h) })
+	t.Run("ImagePullSecrets", func(t *testing.T) { t.Parallel(); testImagePullSecrets(t, h) })
 	t.Run("Kubectl", func(t *testing.T) { t.Parallel(); testKubectl(t, h) })
 }
 

@@ -399,7 +399,7 @@ func (w *worker) pull(ctx context.Context, pod *corev1.Pod, c *corev1.Container)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	i, err := w.a.rt.EnsureImage(pctx, c.Image, c.ImagePullPolicy)
+	i, err := w.a.rt.EnsureImageWithAuth(pctx, c.Image, c.ImagePullPolicy, w.a.pullCredentials(pctx, pod, c.Image))
 	if err != nil {
 		if errors.Is(err, runtime.ErrImageNeverPull) {
 			w.waiting[c.Name] = waitState{reason: reasonErrImageNeverPull, message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}

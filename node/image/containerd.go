@@ -70,24 +70,50 @@ func writeHosts(hostsDir, host, registry, caFile, caps string) error {
 // config_path = hostsDir: each registry's hosts.toml there says where it
 // is and which CA to trust.
 func Resolver(hostsDir string) remotes.Resolver {
-	return docker.NewResolver(docker.ResolverOptions{
-		Hosts: config.ConfigureHosts(context.Background(), config.HostOptions{HostDir: config.HostDirFromRoot(hostsDir)}),
-	})
+	return ResolverWithAuth(hostsDir, nil)
+}
+
+// Credentials are a user name and password (or identity token) for a
+// registry: what a kubernetes.io/dockerconfigjson secret holds.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// ResolverWithAuth is Resolver presenting creds (when not nil) to every
+// registry that asks, as containerd's CRI does with a pull's auth.
+func ResolverWithAuth(hostsDir string, creds *Credentials) remotes.Resolver {
+	opts := config.HostOptions{HostDir: config.HostDirFromRoot(hostsDir)}
+	if creds != nil {
+		c := *creds
+		opts.Credentials = func(string) (string, string, error) { return c.Username, c.Password, nil }
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(context.Background(), opts)})
 }
 
 // Pull fetches ref into client's namespace (the context's, or the
 // client's default) and unpacks it for the default snapshotter.
 func Pull(ctx context.Context, client *containerd.Client, ref, hostsDir string) (containerd.Image, error) {
-	img, err := client.Pull(ctx, ref, containerd.WithResolver(Resolver(hostsDir)), containerd.WithPullUnpack)
+	return PullWithAuth(ctx, client, ref, hostsDir, nil)
+}
+
+// PullWithAuth is Pull with creds for the registry (nil: anonymous).
+func PullWithAuth(ctx context.Context, client *containerd.Client, ref, hostsDir string, creds *Credentials) (containerd.Image, error) {
+	img, err := client.Pull(ctx, ref, containerd.WithResolver(ResolverWithAuth(hostsDir, creds)), containerd.WithPullUnpack)
 	if err != nil {
-		return nil, explainPull(ref, hostsDir, err)
+		return nil, explainPull(ref, hostsDir, creds != nil, err)
 	}
 	return img, nil
 }
 
-func explainPull(ref, hostsDir string, err error) error {
+func explainPull(ref, hostsDir string, withCreds bool, err error) error {
 	var uerr x509.UnknownAuthorityError
 	switch {
+	case strings.Contains(err.Error(), "401 Unauthorized") || errors.Is(err, docker.ErrInvalidAuthorization):
+		if withCreds {
+			return fmt.Errorf("pull %s: the registry refused the credentials of the pod's imagePullSecrets: %w", ref, err)
+		}
+		return fmt.Errorf("pull %s: the registry requires authentication and the pod has no imagePullSecrets for it: %w", ref, err)
 	case errdefs.IsNotFound(err):
 		return fmt.Errorf("pull %s: image not found in the registry: %w", ref, err)
 	case errors.As(err, &uerr) || strings.Contains(err.Error(), "certificate signed by unknown authority"):

@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // RegistryBinary is the name Debian's docker-registry package (the
@@ -34,6 +35,7 @@ const (
 	RegistryConfigFile = "config.yml"
 	RegistryCertFile   = "registry.crt"
 	RegistryKeyFile    = "registry.key"
+	RegistryHtpasswd   = "htpasswd"
 	registryDataDir    = "data"
 )
 
@@ -51,6 +53,9 @@ type RegistryConfig struct {
 	Hosts []string
 	// Binary defaults to RegistryBinary found in PATH.
 	Binary string
+	// Users, when set, are the only clients the registry serves (HTTP
+	// basic auth from an htpasswd file, bcrypt): user name to password.
+	Users map[string]string
 	// Wrapper prefixes the command, e.g. ip netns exec HOST for a lab host.
 	Wrapper []string
 	// Output receives the registry's log (default: discarded).
@@ -113,11 +118,47 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 `, yamlString(filepath.Join(cfg.Dir, registryDataDir)), yamlString(cfg.Addr), yamlString(certPath), yamlString(keyPath))
+	if len(cfg.Users) > 0 {
+		htpasswd := filepath.Join(cfg.Dir, RegistryHtpasswd)
+		if err := writeHtpasswd(htpasswd, cfg.Users); err != nil {
+			return "", err
+		}
+		conf += fmt.Sprintf(`auth:
+  htpasswd:
+    realm: barge-registry
+    path: %s
+`, yamlString(htpasswd))
+	}
 	path := filepath.Join(cfg.Dir, RegistryConfigFile)
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return "", fmt.Errorf("registry: %w", err)
 	}
 	return path, nil
+}
+
+// writeHtpasswd writes users in the htpasswd format the registry reads
+// (bcrypt only).
+func writeHtpasswd(path string, users map[string]string) error {
+	names := make([]string, 0, len(users))
+	for u := range users {
+		if u == "" || strings.ContainsAny(u, ":\n") {
+			return fmt.Errorf("registry: user name %q: want no colon or newline", u)
+		}
+		names = append(names, u)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, u := range names {
+		h, err := bcrypt.GenerateFromPassword([]byte(users[u]), bcrypt.DefaultCost)
+		if err != nil {
+			return fmt.Errorf("registry: password of %s: %w", u, err)
+		}
+		fmt.Fprintf(&b, "%s:%s\n", u, h)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
 }
 
 func yamlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -195,7 +236,16 @@ func (r *Registry) waitReady(ctx context.Context) error {
 	defer tick.Stop()
 	var last error
 	for {
-		resp, err := client.Get(url)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
+		// With users, ready means it lets one in.
+		for u, p := range r.cfg.Users {
+			req.SetBasicAuth(u, p)
+			break
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -281,8 +331,9 @@ func explain(ref string, err error) error {
 }
 
 // Push uploads img as ref (REGISTRY/REPO:TAG) over TLS trusting caFile,
-// and returns its digest.
-func Push(ctx context.Context, img v1.Image, ref, caFile string) (v1.Hash, error) {
+// and returns its digest. extra adds options (remote.WithAuth for a
+// registry with users, say).
+func Push(ctx context.Context, img v1.Image, ref, caFile string, extra ...remote.Option) (v1.Hash, error) {
 	r, err := name.ParseReference(ref, name.WeakValidation)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("image name %q: %w", ref, err)
@@ -291,6 +342,7 @@ func Push(ctx context.Context, img v1.Image, ref, caFile string) (v1.Hash, error
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	opts = append(opts, extra...)
 	if err := remote.Write(r, img, opts...); err != nil {
 		return v1.Hash{}, explain(ref, err)
 	}

@@ -30,6 +30,13 @@ func NormalizeImage(ref string) (string, error) {
 // EnsureImage returns the image, pulling it through the registry host
 // configuration as the pull policy says.
 func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy) (containerd.Image, error) {
+	return r.EnsureImageWithAuth(ctx, ref, policy, nil)
+}
+
+// EnsureImageWithAuth is EnsureImage pulling with the first of auths the
+// registry accepts, as the kubelet tries a pod's pull secrets in turn
+// (the best-matching first); with none it pulls anonymously.
+func (r *Runtime) EnsureImageWithAuth(ctx context.Context, ref string, policy corev1.PullPolicy, auths []image.Credentials) (containerd.Image, error) {
 	ctx = r.ctx(ctx)
 	name, err := NormalizeImage(ref)
 	if err != nil {
@@ -52,7 +59,18 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.Pul
 			return nil, fmt.Errorf("%s: %w", ref, ErrImageNeverPull)
 		}
 	}
-	return image.Pull(ctx, r.client, name, r.cfg.HostsDir)
+	if len(auths) == 0 {
+		return image.Pull(ctx, r.client, name, r.cfg.HostsDir)
+	}
+	var errs []error
+	for i := range auths {
+		img, err := image.PullWithAuth(ctx, r.client, name, r.cfg.HostsDir, &auths[i])
+		if err == nil {
+			return img, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // Images lists the node's images as a Node's status reports them.
