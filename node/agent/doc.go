@@ -4,8 +4,9 @@
 // apply), registers its Node (capacity, addresses, nodeInfo, conditions,
 // images), heartbeats through its node Lease, and runs the pods bound to
 // it on containerd through node/runtime: a worker per pod, fed by an
-// informer on spec.nodeName, starts init containers in order and then the
-// containers, restarts them with the kubelet's crash-loop back-off, runs
+// informer on spec.nodeName, pulls images as their pull policy says with
+// the pod's imagePullSecrets (pullsecrets.go, upstream's docker
+// keyring), starts init containers in order and then the containers, restarts them with the kubelet's crash-loop back-off, runs
 // probes and lifecycle hooks, terminates gracefully, prepares volumes
 // (emptyDir, hostPath, configMap, secret, downwardAPI, projected with
 // service account tokens) and environment, and writes pod status as the
