@@ -47,6 +47,7 @@ func TestAgent(t *testing.T) {
 	t.Run("KubeletAPI", func(t *testing.T) { t.Parallel(); testKubeletAPI(t, h) })
 	t.Run("ContainerdRestart", func(t *testing.T) { t.Parallel(); testContainerdRestart(t, h) })
 	t.Run("ImagePullSecrets", func(t *testing.T) { t.Parallel(); testImagePullSecrets(t, h) })
+	t.Run("InCluster", func(t *testing.T) { t.Parallel(); testInCluster(t, h) })
 	t.Run("Kubectl", func(t *testing.T) { t.Parallel(); testKubectl(t, h) })
 }
 
