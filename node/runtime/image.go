@@ -2,8 +2,11 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
@@ -59,6 +62,44 @@ func (r *Runtime) EnsureImageWithAuth(ctx context.Context, ref string, policy co
 			return nil, fmt.Errorf("%s: %w", ref, ErrImageNeverPull)
 		}
 	}
+	return r.pullShared(ctx, name, auths)
+}
+
+// pullShared pulls name once for all the callers that want it at the
+// same moment with the same credentials (the pods of a Deployment
+// landing on a node together): without it each pulls and unpacks the
+// same layers concurrently, and they contend for the same snapshots. A
+// caller that gives up (its ctx ends) leaves the pull to the others.
+func (r *Runtime) pullShared(ctx context.Context, name string, auths []image.Credentials) (containerd.Image, error) {
+	key := name
+	if len(auths) > 0 {
+		h := sha256.New()
+		for _, a := range auths {
+			fmt.Fprintf(h, "%q %q\n", a.Username, a.Password)
+		}
+		key += "\x00" + hex.EncodeToString(h.Sum(nil))
+	}
+	ch := r.pulls.DoChan(key, func() (any, error) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pullTimeout)
+		defer cancel()
+		return r.pull(pctx, name, auths)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(containerd.Image), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pull %s: %w", name, ctx.Err())
+	}
+}
+
+// pullTimeout bounds a shared pull, which outlives the caller that
+// started it.
+const pullTimeout = 10 * time.Minute
+
+func (r *Runtime) pull(ctx context.Context, name string, auths []image.Credentials) (containerd.Image, error) {
 	if len(auths) == 0 {
 		return image.Pull(ctx, r.client, name, r.cfg.HostsDir)
 	}

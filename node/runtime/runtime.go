@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/barge-dev/barge/overlay/podnet"
 )
@@ -83,6 +84,8 @@ type Runtime struct {
 	net     *podnet.Network
 	streams map[string]*streams // container ID → its IO, while it runs
 	waiting map[string]bool     // container IDs with a waiter
+
+	pulls singleflight.Group // image pulls in flight (image.go)
 }
 
 // New connects to containerd (waiting up to a minute for it) and makes
