@@ -66,6 +66,8 @@ bench: build deps
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
 	# Service proxy: EndpointSlice change → rule in place at 100/1,000/5,000 Services (root).
 	BARGE_PROXY_SYNC_BENCH=1 $(GO) test -count=1 -run '^TestSyncLatency$$' -v ./node/proxy/
+	# Pod startup: create → Running of 100 pods on 3 agents, image present and pulled; agent RSS/CPU with 50 idle pods (root); docs/bench/pods.json.
+	BARGE_POD_STARTUP_BENCH=1 $(GO) test -count=1 -run '^TestPodStartupBench$$' -v ./node/agent/
 	@mkdir -p docs/bench
 	$(BIN) bench store --etcd37 bin/etcd37 --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench control --etcd bin/etcd37 --json docs/bench/control.json $(BENCH_FLAGS)
