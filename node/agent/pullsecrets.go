@@ -42,6 +42,9 @@ func (a *Agent) pullCredentials(ctx context.Context, pod *corev1.Pod, ref string
 		return nil
 	}
 	auths, _ := keyring.Lookup(repo)
+	if len(auths) == 0 {
+		return nil
+	}
 	out := make([]image.Credentials, 0, len(auths))
 	for _, c := range auths {
 		if c.IdentityToken != "" {
