@@ -160,6 +160,47 @@ func procUsage(pid int) (rssKiB int64, cpu time.Duration, err error) {
 	return rssKiB, time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
+// cpuByComponent is the CPU time (its own and its reaped children's, so
+// runc's lands on its shim) of the processes a pod start involves: the
+// test process (API server, store, the bench's client), the agents,
+// containerd, and the shims of this harness's containerd.
+func (h *harness) cpuByComponent(agents []int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	add := func(what string, pid int) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return // gone meanwhile
+		}
+		rest := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		var ticks int64
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			v, _ := strconv.ParseInt(rest[i], 10, 64)
+			ticks += v
+		}
+		out[what] += time.Duration(ticks) * 10 * time.Millisecond
+	}
+	add("test process (API server, store)", os.Getpid())
+	for _, pid := range agents {
+		add("agents", pid)
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		switch {
+		case len(args) > 0 && filepath.Base(args[0]) == "containerd" && strings.Contains(string(cmdline), h.ctrd.Dir):
+			add("containerd", pid)
+		case len(args) > 0 && filepath.Base(args[0]) == "containerd-shim-runc-v2" && strings.Contains(string(cmdline), h.ctrd.Address):
+			add("shims and runc", pid)
+		}
+	}
+	return out
+}
+
 // startupRun is the figures of one burst of pods.
 type startupRun struct {
 	Case     string  `json:"case"`
@@ -187,7 +228,10 @@ type podBench struct {
 	Machine string       `json:"machine"`
 	Startup []startupRun `json:"startup"`
 	Idle    []idleAgent  `json:"idle"`
-	Note    string       `json:"note"`
+	// BurstCPU is the CPU milliseconds each component spent on the
+	// "image present" burst of 100 pods.
+	BurstCPU map[string]float64 `json:"burstCPUMs"`
+	Note     string             `json:"note"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -358,8 +402,26 @@ func TestPodStartupBench(t *testing.T) {
 	sort.Slice(alone, func(i, j int) bool { return alone[i] < alone[j] })
 	record("image present, 1 at a time", alone, time.Since(start))
 
+	var agentPIDs []int
+	for _, n := range nodes {
+		agentPIDs = append(agentPIDs, procs[n].cmd.Process.Pid)
+	}
+	cpu0 := h.cpuByComponent(agentPIDs)
 	lat, wall = h.burst(t, ns, nodes, 100)
+	cpu1 := h.cpuByComponent(agentPIDs)
 	record("image present", lat, wall)
+	// Shims started during the burst count from zero; the ones of the
+	// warm-up are gone.
+	res.BurstCPU = map[string]float64{}
+	var total time.Duration
+	for what, c := range cpu1 {
+		d := c - cpu0[what]
+		total += d
+		res.BurstCPU[what] = ms(d)
+		t.Logf("burst of 100: CPU of %-34s %v (%.0f ms a pod)", what, d.Round(time.Millisecond), ms(d)/100)
+	}
+	t.Logf("burst of 100: CPU %v over %v of wall time on %d CPUs (%.0f%% of the machine)", total.Round(time.Millisecond), wall.Round(time.Millisecond),
+		goruntime.NumCPU(), 100*total.Seconds()/wall.Seconds()/float64(goruntime.NumCPU()))
 	h.clearPods(t, ns, nodes)
 
 	// Remove the image from every node (content and snapshots go with
