@@ -6,8 +6,9 @@
 // it on containerd through node/runtime: a worker per pod, fed by an
 // informer on spec.nodeName, pulls images as their pull policy says with
 // the pod's imagePullSecrets (pullsecrets.go, upstream's docker
-// keyring), starts init containers in order and then the containers, restarts them with the kubelet's crash-loop back-off, runs
-// probes and lifecycle hooks, terminates gracefully, prepares volumes
+// keyring), starts init containers in order and then the containers,
+// restarts them with the kubelet's crash-loop back-off, runs probes and
+// lifecycle hooks, terminates gracefully, prepares volumes
 // (emptyDir, hostPath, configMap, secret, downwardAPI, projected with
 // service account tokens) and environment, and writes pod status as the
 // kubelet does.
