@@ -255,7 +255,7 @@ echo "mem-medium=$(grep ' /mem ' /proc/mounts | cut -d' ' -f3)"; echo "resolv=$(
 		{Name: "MEM_LIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}}},
 		{Name: "REF", Value: "$(COLOR)-x"},
 	}
-	p = h.createPod(t, ns, p)
+	h.createPod(t, ns, p)
 	p = h.waitPod(t, ns, "vols", "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 	if len(p.Status.InitContainerStatuses) != 1 || p.Status.InitContainerStatuses[0].State.Terminated == nil ||
 		p.Status.InitContainerStatuses[0].State.Terminated.Reason != "Completed" {

@@ -136,25 +136,6 @@ func clusterIP(s *v1.Service) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr(s.Spec.ClusterIP), uint16(s.Spec.Ports[0].Port))
 }
 
-// waitRules waits until the proxier's ruleset mentions (or no longer
-// mentions) each address: the test then knows the change is in place
-// and asserts on traffic without guessing at timing.
-func (e *env) waitRules(present bool, addrs ...string) {
-	e.t.Helper()
-	svctest.Eventually(e.t, fmt.Sprintf("rules with %v present=%v", addrs, present), func() error {
-		out, err := svctest.NFT(e.node.Host.Netns, "list", "table", "ip", proxy.Table)
-		if err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			if strings.Contains(out, a+" ") != present && strings.Contains(out, a+":") != present {
-				return fmt.Errorf("%s present=%v", a, !present)
-			}
-		}
-		return nil
-	})
-}
-
 // waitReach waits until addr answers from nsPath (the first sync after
 // a Service appears), then returns.
 func (e *env) waitReach(nsPath string, addr netip.AddrPort) {
