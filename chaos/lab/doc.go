@@ -52,14 +52,14 @@
 // the lab (`barge gossip keygen --certs`); every agent gossips on its
 // node's address and joins the servers, and carries pod traffic over
 // Config.Overlay (vxlan by default, or ipip). Status reports each host's
-// member state as a server sees it. Since upstream's Node authorizer
-// lets a kubelet read neither EndpointSlices nor NetworkPolicies, Up
-// binds the group system:nodes to upstream's kube-proxy role
-// (system:node-proxier) and to a role reading NetworkPolicies,
-// Namespaces and every pod, for the agents' Service proxy, DNS and NetworkPolicy.
+// member state as a server sees it. The node credentials' extra reads
+// (EndpointSlices, NetworkPolicies, Namespaces, every pod) for the
+// agents' Service proxy, DNS and NetworkPolicy come from the servers
+// themselves (control/plane creates the RBAC), as in any barge cluster.
 //
-// lab imports raftstore/pki, node/image and node/gossip (the admin call
-// `barge gossip members` makes), the etcd v3 client (to find the leader),
-// the containerd client and client-go (node readiness, RBAC); it
+// lab imports raftstore/pki, node/image, node/runtime (mounts) and
+// node/gossip (the admin call `barge gossip members` makes), the etcd v3
+// client (to find the leader), the containerd client and client-go (node
+// readiness); it
 // drives the kernel through the ip, nsenter and nft commands.
 package lab

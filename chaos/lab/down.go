@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/barge-dev/barge/node/runtime"
 )
 
 // reapTimeout bounds the cleanup Down does through containerd.
@@ -367,7 +368,7 @@ func removeCgroup(dir string) (int, error) {
 // none is left (mounts may be stacked).
 func unmountUnder(dir string, r *Removed) error {
 	for range 10 {
-		mps, err := mountsUnder(dir)
+		mps, err := runtime.MountsUnder(dir)
 		if err != nil {
 			return err
 		}
@@ -382,52 +383,9 @@ func unmountUnder(dir string, r *Removed) error {
 			}
 		}
 	}
-	mps, _ := mountsUnder(dir)
+	mps, _ := runtime.MountsUnder(dir)
 	if len(mps) > 0 {
 		return fmt.Errorf("lab: mounts left under %s: %s", dir, strings.Join(mps, ", "))
 	}
 	return nil
-}
-
-// mountsUnder lists the mount points at or below dir from
-// /proc/self/mountinfo.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 5 {
-			continue
-		}
-		mp := unescapeMount(fs[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

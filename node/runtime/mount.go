@@ -12,13 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// UnmountUnder unmounts every mount at or below dir, deepest first (tmpfs
-// volumes, bind mounts), so the directory can be removed.
-func UnmountUnder(dir string) error {
+// MountsUnder lists the mount points at or below dir, from
+// /proc/self/mountinfo.
+func MountsUnder(dir string) ([]string, error) {
 	dir = filepath.Clean(dir)
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return fmt.Errorf("mounts: %w", err)
+		return nil, fmt.Errorf("mounts: %w", err)
 	}
 	defer f.Close()
 	var points []string
@@ -35,7 +35,17 @@ func UnmountUnder(dir string) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("mounts: %w", err)
+		return nil, fmt.Errorf("mounts: %w", err)
+	}
+	return points, nil
+}
+
+// UnmountUnder unmounts every mount at or below dir, deepest first (tmpfs
+// volumes, bind mounts), so the directory can be removed.
+func UnmountUnder(dir string) error {
+	points, err := MountsUnder(dir)
+	if err != nil {
+		return err
 	}
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	var errs []error
