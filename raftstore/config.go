@@ -90,7 +90,7 @@ type Config struct {
 	ElectionTimeout  time.Duration
 	// LeaderLeaseTimeout is how long a leader keeps leading without
 	// hearing from a quorum before it steps down (at most
-	// HeartbeatTimeout; default DefaultLeaderLeaseTimeout, capped).
+	// HeartbeatTimeout; default DefaultLeaderLeaseTimeout of it).
 	LeaderLeaseTimeout time.Duration
 	// SnapshotThreshold is how many log entries trigger a Raft snapshot;
 	// TrailingLogs how many stay after one, for slow followers.
@@ -154,15 +154,20 @@ type Config struct {
 // refused by every peer that still has a leader, so it costs no term.
 // The second was every spurious election measured: with the lease at
 // half the heartbeat timeout (100 ms) the leader stepped down 3-7 times a
-// minute; at the heartbeat timeout (200 ms, the most hashicorp/raft
-// allows) never, over the same minute. Reads do not depend on the lease
+// minute; at 200 ms never, over the same minute. The lease is 9/10 of
+// the heartbeat timeout: close to that, and below it, because a follower
+// that finds the leader's process gone lowers its heartbeat timeout to
+// the lease to elect at once (deadleader.go), and hashicorp/raft allows
+// no heartbeat timeout under the lease. Reads do not depend on the lease
 // (they confirm leadership with a quorum round, VerifyLeader), so a
 // longer one only delays a partitioned leader's step-down.
 const (
-	DefaultHeartbeatTimeout   = 200 * time.Millisecond
-	DefaultElectionTimeout    = 200 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 200 * time.Millisecond
+	DefaultHeartbeatTimeout = 200 * time.Millisecond
+	DefaultElectionTimeout  = 200 * time.Millisecond
 )
+
+// DefaultLeaderLeaseTimeout is the lease for a heartbeat timeout.
+func DefaultLeaderLeaseTimeout(heartbeat time.Duration) time.Duration { return heartbeat * 9 / 10 }
 
 func (c *Config) setDefaults() {
 	if c.HeartbeatTimeout == 0 {
@@ -172,7 +177,7 @@ func (c *Config) setDefaults() {
 		c.ElectionTimeout = DefaultElectionTimeout
 	}
 	if c.LeaderLeaseTimeout == 0 {
-		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
+		c.LeaderLeaseTimeout = DefaultLeaderLeaseTimeout(c.HeartbeatTimeout)
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 16384

@@ -24,6 +24,7 @@ type metrics struct {
 	snapshotSave, snapshotInstall    prometheus.Histogram
 	leaderChanges, proposalsFailed   prometheus.Counter
 	proposalsForwarded, slowWatchers prometheus.Counter
+	fastElections                    prometheus.Counter
 	funcs                            []prometheus.Collector
 }
 
@@ -49,6 +50,8 @@ func newMetrics() *metrics {
 		proposalsForwarded: c("store_proposals_forwarded_total",
 			"Writes this peer forwarded to the leader, retries included."),
 		slowWatchers: c("watch_slow_watchers_total", "Times a watcher found its stream full and began holding its responses."),
+		fastElections: c("raft_fast_elections_total",
+			"Elections this peer started early because the leader's port refused connections (its process was gone)."),
 	}
 }
 
@@ -86,7 +89,7 @@ func (m *metrics) addFuncs(s *Server) {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.commit, m.apply, m.logAppend, m.snapshotSave, m.snapshotInstall,
-		m.leaderChanges, m.proposalsFailed, m.proposalsForwarded, m.slowWatchers}, m.funcs...)
+		m.leaderChanges, m.proposalsFailed, m.proposalsForwarded, m.slowWatchers, m.fastElections}, m.funcs...)
 }
 
 // Collectors returns this peer's Raft and store metrics, for a registry

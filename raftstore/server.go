@@ -91,7 +91,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("member", cfg.Name), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.start(); err != nil {
-		s.closeAll()
+		s.closeAll(true)
 		return nil, err
 	}
 	return s, nil
@@ -232,6 +232,7 @@ func (s *Server) start() error {
 	s.startLocal(rpcCfg)
 
 	s.goFn(func() { s.leaderWatch.run(s.ctx) })
+	s.goFn(func() { s.watchDeadLeader(s.ctx) })
 	s.goFn(func() { s.reads.run(s.ctx) })
 	s.goFn(func() { s.proposer.run(s.ctx) })
 	s.goFn(func() { s.forwarder.run(s.ctx) })
@@ -324,15 +325,20 @@ func (s *Server) stop(graceful bool) {
 				s.logger.Info("handed leadership over before shutdown")
 			}
 		}
-		s.closeAll()
+		s.closeAll(graceful)
 		if graceful {
 			s.logger.Info("store peer stopped")
 		}
 	})
 }
 
-func (s *Server) closeAll() {
+func (s *Server) closeAll(graceful bool) {
 	s.cancel()
+	if !graceful && s.mux != nil {
+		// A crashed process's port refuses connections the moment its
+		// streams break; peers tell a death from a partition by that.
+		s.mux.Close()
+	}
 	if s.clientGRPC != nil {
 		s.clientGRPC.Stop()
 	}

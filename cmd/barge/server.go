@@ -230,7 +230,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.BoolVar(&cfg.JoinAsLearner, "learner", false, "with --join: join as a non-voting learner")
 	f.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", raftstore.DefaultHeartbeatTimeout, "Raft heartbeat timeout: a follower that hears nothing from the leader for 1-2x this starts an election")
 	f.DurationVar(&cfg.ElectionTimeout, "election-timeout", raftstore.DefaultElectionTimeout, "Raft election timeout")
-	f.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", raftstore.DefaultLeaderLeaseTimeout, "a leader that hears from no quorum for this long steps down (at most --heartbeat-timeout)")
+	f.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", 0, "a leader that hears from no quorum for this long steps down (at most --heartbeat-timeout; default 9/10 of it, and below it a follower that finds the leader's process gone elects at once)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 16384, "log entries between Raft snapshots")
 	f.Uint64Var(&cfg.TrailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot, for followers that lag a little")
 	_ = f.MarkHidden("trailing-logs")

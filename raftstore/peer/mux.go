@@ -18,6 +18,9 @@ import (
 const (
 	protoRaft byte = 'R'
 	protoRPC  byte = 'G'
+	// protoProbe asks only "is this peer's process alive": the
+	// connection is closed once routed.
+	protoProbe byte = 'P'
 )
 
 const handshakeTimeout = 10 * time.Second
@@ -35,6 +38,9 @@ type Mux struct {
 
 	raftConns chan net.Conn
 	rpcConns  chan net.Conn
+	// raftEnded gets a token whenever an accepted Raft stream ends (the
+	// remote closed it or it broke); see RaftStreamEnded.
+	raftEnded chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -56,7 +62,7 @@ func Listen(bind, advertise string, serverTLS, clientTLS *tls.Config, logger *sl
 	}
 	m := &Mux{
 		ln: ln, advertise: adv, serverTLS: serverTLS, clientTLS: clientTLS, logger: logger,
-		raftConns: make(chan net.Conn, 16), rpcConns: make(chan net.Conn, 16), done: make(chan struct{}),
+		raftConns: make(chan net.Conn, 16), rpcConns: make(chan net.Conn, 16), raftEnded: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go m.acceptLoop()
 	return m, nil
@@ -101,22 +107,67 @@ func (m *Mux) route(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
-	var ch chan net.Conn
+	var (
+		ch   chan net.Conn
+		conn net.Conn = c
+	)
 	switch b[0] {
 	case protoRaft:
 		ch = m.raftConns
+		conn = &raftConn{Conn: c, ended: m.raftEnded}
 	case protoRPC:
 		ch = m.rpcConns
+	case protoProbe:
+		c.Close()
+		return
 	default:
 		m.logger.Warn("peer connection with unknown protocol", "remote", raw.RemoteAddr().String(), "byte", b[0])
 		c.Close()
 		return
 	}
 	select {
-	case ch <- c:
+	case ch <- conn:
 	case <-m.done:
 		c.Close()
 	}
+}
+
+// raftConn reports the end of an inbound Raft stream. A leader holds its
+// streams to every follower open for as long as it leads, so a stream
+// ending is the first sign a follower gets that the leader's process may
+// be gone, long before its heartbeat timeout.
+type raftConn struct {
+	net.Conn
+	ended chan struct{}
+	once  sync.Once
+}
+
+func (c *raftConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.once.Do(func() {
+			select {
+			case c.ended <- struct{}{}:
+			default: // one pending token covers every stream that ended
+			}
+		})
+	}
+	return n, err
+}
+
+// RaftStreamEnded fires after one or more inbound Raft streams ended.
+func (m *Mux) RaftStreamEnded() <-chan struct{} { return m.raftEnded }
+
+// Probe tells whether a peer's process is there: nil if it completed a
+// mutual-TLS handshake, the dial's error otherwise. A refused connection
+// (syscall.ECONNREFUSED) means the host is up and nothing listens on the
+// port: the peer's process is gone.
+func (m *Mux) Probe(ctx context.Context, addr string) error {
+	c, err := m.dial(ctx, addr, protoProbe)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 func (m *Mux) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {

@@ -3,9 +3,11 @@ package peer
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,5 +109,50 @@ func TestMuxRefusesNonPeerCertificates(t *testing.T) {
 	case <-accepted:
 		t.Fatal("a refused connection reached Raft")
 	default:
+	}
+}
+
+// TestMuxProbeAndStreamEnd: a probe succeeds against a live peer and is
+// refused once its listener is gone; an inbound Raft stream that the
+// remote closes is reported.
+func TestMuxProbeAndStreamEnd(t *testing.T) {
+	m, _ := newTestMux(t)
+	addr := m.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Probe(ctx, addr); err != nil {
+		t.Fatalf("probe of a live peer: %v", err)
+	}
+
+	rc, err := m.RaftLayer().Dial(raft.ServerAddress(addr), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.RaftLayer().Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	select {
+	case <-m.RaftStreamEnded():
+		t.Fatal("stream reported ended while open")
+	default:
+	}
+	rc.Close()
+	if _, err := got.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read from a closed stream succeeded")
+	}
+	select {
+	case <-m.RaftStreamEnded():
+	case <-ctx.Done():
+		t.Fatal("the end of a Raft stream was not reported")
+	}
+
+	other, _ := newTestMux(t)
+	gone := other.Addr().String()
+	other.Close()
+	err = m.Probe(ctx, gone)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("probe of a closed port: %v, want ECONNREFUSED", err)
 	}
 }
