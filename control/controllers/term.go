@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/server/healthz"
 	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -30,7 +28,6 @@ import (
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 	"k8s.io/kubernetes/pkg/scheduler"
-	"k8s.io/kubernetes/pkg/scheduler/profile"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 )
 
@@ -47,14 +44,15 @@ type Component interface {
 // Built is one term's components, constructed and not yet running.
 type Built struct {
 	term *Term
-	// schedTerm holds the scheduler's handlers, activated before the
-	// controllers' (see Run).
+	// schedTerm holds the scheduler's handlers, active before the
+	// controllers' (see Run; a standby's are active all along).
 	schedTerm   *Term
 	in          *Informers
 	cctx        app.ControllerContext
 	controllers []app.Controller
 	extra       []Component
 	scheduler   *scheduler.Scheduler
+	standby     *Standby
 	broadcast   events.EventBroadcaster
 	logger      *slog.Logger
 	fence       uint64
@@ -63,9 +61,10 @@ type Built struct {
 // Build constructs Kubernetes' scheduler and controllers for one term on
 // the warm informers: kube-controller-manager's own controller set,
 // through the same per-controller constructors its command uses, and the
-// scheduler with its default profile. Every write they make carries
+// scheduler with its default profile: standby's, armed with this term's
+// fence, or a new one if standby is nil. Every write they make carries
 // fence (0: unfenced, on external etcd).
-func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built, error) {
+func Build(ctx context.Context, in *Informers, cfg Config, fence uint64, standby *Standby) (*Built, error) {
 	cfg.complete()
 	cc, err := cfg.componentConfig()
 	if err != nil {
@@ -74,7 +73,8 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 	clientCfg := FencedConfig(cfg.Client, fence)
 	builder := clientbuilder.SimpleControllerClientBuilder{ClientConfig: clientCfg}
 	term := in.NewTerm()
-	b := &Built{term: term, in: in, logger: cfg.Logger, fence: fence}
+	// Held from here, so that a failed build closes it too.
+	b := &Built{term: term, in: in, logger: cfg.Logger, fence: fence, standby: standby}
 	ok := false
 	defer func() {
 		if !ok {
@@ -138,22 +138,15 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64) (*Built
 		ok = true
 		return b, nil
 	}
-	client, err := builder.Client("scheduler")
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
+	if b.standby == nil {
+		// No standby ready (the first term, or one right after the
+		// last): built now, its handlers replaying every pod at once.
+		if b.standby, err = NewStandby(ctx, in, cfg); err != nil {
+			return nil, err
+		}
 	}
-	dyn, err := dynamic.NewForConfig(builder.ConfigOrDie("scheduler"))
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
-	}
-	b.broadcast = events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
-	b.schedTerm = in.NewTerm()
-	b.scheduler, err = scheduler.New(ctx, client, b.schedTerm.Typed(),
-		dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0), profile.NewRecorderFactory(b.broadcast),
-		scheduler.WithKubeConfig(builder.ConfigOrDie("scheduler")))
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
-	}
+	b.standby.fence.arm(fence)
+	b.scheduler, b.broadcast, b.schedTerm = b.standby.sched, b.standby.broadcast, b.standby.term
 	ok = true
 	return b, nil
 }
@@ -211,19 +204,14 @@ func (b *Built) Run(ctx context.Context) {
 }
 
 func (b *Built) end() {
-	if b.broadcast != nil {
-		b.broadcast.Shutdown()
-	}
 	b.term.End()
-	if b.schedTerm != nil {
-		b.schedTerm.End()
-	}
+	b.standby.Close()
 }
 
 // Warm builds a term's components and discards them, so the informers
 // they ask for start and sync before this server ever leads.
 func Warm(ctx context.Context, in *Informers, cfg Config) error {
-	b, err := Build(ctx, in, cfg, 0)
+	b, err := Build(ctx, in, cfg, 0, nil)
 	if err != nil {
 		return err
 	}

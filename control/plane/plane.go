@@ -18,6 +18,7 @@ import (
 	"github.com/barge-dev/barge/control/controllers"
 	"github.com/barge-dev/barge/control/leader"
 	"github.com/barge-dev/barge/control/nodehealth"
+	"github.com/barge-dev/barge/control/servingcsr"
 	"github.com/barge-dev/barge/node/gossip"
 )
 
@@ -72,6 +73,9 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 	ccfg.Client = api.LoopbackConfig()
 	ccfg.CertsDir = cfg.CertsDir
 	ccfg.Logger = logger.With("component", "controllers")
+	ccfg.Extra = append(slices.Clip(ccfg.Extra), func(_ context.Context, in informers.SharedInformerFactory, client *rest.Config) (controllers.Component, error) {
+		return servingcsr.New(in, client, ccfg.Logger)
+	})
 	if pool := opts.Gossip; pool != nil {
 		ccfg.Extra = append(slices.Clip(ccfg.Extra), func(_ context.Context, in informers.SharedInformerFactory, client *rest.Config) (controllers.Component, error) {
 			return nodehealth.New(pool, in, client, ccfg.Logger)
@@ -114,21 +118,68 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 				}
 			})
 		}
+		standby := newStandbySlot(ctx, informers, ccfg, logger)
+		standby.prepare()
 		leader.Run(ctx, lead, logger, func(ctx context.Context, term uint64) {
 			if opts.Unfenced {
 				term = 0
 			}
 			start := time.Now()
-			b, err := controllers.Build(ctx, informers, ccfg, term)
+			b, err := controllers.Build(ctx, informers, ccfg, term, standby.take())
 			if err != nil {
 				logger.Error("leader-only components", "term", term, "err", err)
 				return
 			}
 			logger.Info("leader-only components built", "term", term, "in", time.Since(start))
 			b.Run(ctx)
+			// The next term, here or after a loss and a win, starts from
+			// a scheduler that has followed the cluster in between.
+			p.goFn(standby.prepare)
 		})
 	})
 	return p, nil
+}
+
+// standbySlot holds the standby scheduler of this server's next term.
+type standbySlot struct {
+	ctx    context.Context
+	in     *controllers.Informers
+	cfg    controllers.Config
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	next *controllers.Standby
+}
+
+func newStandbySlot(ctx context.Context, in *controllers.Informers, cfg controllers.Config, logger *slog.Logger) *standbySlot {
+	s := &standbySlot{ctx: ctx, in: in, cfg: cfg, logger: logger}
+	context.AfterFunc(ctx, func() { s.take().Close() })
+	return s
+}
+
+// prepare builds a standby unless one is waiting; a failure leaves the
+// next term to build its scheduler itself.
+func (s *standbySlot) prepare() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next != nil || s.ctx.Err() != nil {
+		return
+	}
+	sb, err := controllers.NewStandby(s.ctx, s.in, s.cfg)
+	if err != nil {
+		s.logger.Warn("standby scheduler; the next term builds its own", "err", err)
+		return
+	}
+	s.next = sb
+}
+
+// take hands the waiting standby (or nil) to a term.
+func (s *standbySlot) take() *controllers.Standby {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sb := s.next
+	s.next = nil
+	return sb
 }
 
 // storeReader is the local store peer (raftstore.Server) when this API
