@@ -33,7 +33,9 @@
 //     (node/image's recipe) pushed at Up; containerd's hosts.toml trusts
 //     it with the lab CA, and lab.json records it as "registry";
 //   - on each node host, `barge agent` with a `barge certs node`
-//     credential and a 1/N share of the machine as --capacity. Agents
+//     credential (or, with Config.TokenBootstrap, only ca.crt, the gossip
+//     keyring and a bootstrap token, the credential asked for by CSR)
+//     and a 1/N share of the machine as --capacity. Agents
 //     enter only the host's network namespace (nsenter --net): the pod
 //     network namespaces and volumes they bind-mount under their state
 //     directory must be visible to containerd and runc.

@@ -102,7 +102,7 @@ func DownReport(dir string) (Removed, error) {
 	if err := teardown(ctx, id, abs, hosts, cd, &r); err != nil {
 		errs = append(errs, err)
 	}
-	for _, name := range []string{stateFile, stateFile + ".tmp", "data", "logs", "certs", "containerd", "registry", "admin.kubeconfig"} {
+	for _, name := range []string{stateFile, stateFile + ".tmp", "data", "logs", "certs", "containerd", "registry", "admin.kubeconfig", bootstrapTokenFile} {
 		p := filepath.Join(abs, name)
 		if _, err := os.Lstat(p); err != nil {
 			continue

@@ -60,7 +60,12 @@ type Config struct {
 	// Overlay is the agents' --overlay (vxlan or ipip); "" leaves the
 	// agent's default, vxlan.
 	Overlay string
-	Logger  *slog.Logger
+	// TokenBootstrap joins the nodes as an operator without the CA key
+	// would: with a bootstrap token (`barge certs token create`), ca.crt
+	// and the gossip keyring, and the agent asks for its credential by
+	// CSR, instead of `barge certs node`.
+	TokenBootstrap bool
+	Logger         *slog.Logger
 }
 
 // Host is one network namespace of the lab, as recorded in lab.json.
@@ -96,7 +101,10 @@ type Lab struct {
 	ServerArgs []string `json:"serverArgs,omitempty"`
 	AgentArgs  []string `json:"agentArgs,omitempty"`
 	Overlay    string   `json:"overlay,omitempty"`
-	Hosts      []Host   `json:"hosts"`
+	// BootstrapToken is the file of the nodes' bootstrap token, when
+	// they join with one (Config.TokenBootstrap).
+	BootstrapToken string `json:"bootstrapToken,omitempty"`
+	Hosts          []Host `json:"hosts"`
 	// Registry is HOST:PORT of the lab registry: REGISTRY/busybox:latest
 	// works in any pod spec.
 	Registry   string      `json:"registry,omitempty"`
@@ -292,6 +300,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		defer cancel()
 		if err := l.waitAPI(rctx); err != nil {
 			return fail(err)
+		}
+		if cfg.TokenBootstrap {
+			if err := l.createBootstrapToken(ctx); err != nil {
+				return fail(err)
+			}
 		}
 		for i := range l.Hosts {
 			h := &l.Hosts[i]

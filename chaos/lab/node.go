@@ -16,6 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/barge-dev/barge/node/gossip"
+	"github.com/barge-dev/barge/raftstore/pki"
 )
 
 // NodeReadyTimeout bounds how long Up waits for every node to be Ready
@@ -72,12 +75,47 @@ func (l *Lab) apiServers() []string {
 }
 
 // nodeCredentials issues h's node credential with `barge certs node`,
-// so the files are exactly those `barge agent --certs` expects.
+// so the files are exactly those `barge agent --certs` expects; with a
+// bootstrap token, it gives the node only what an operator hands out
+// (ca.crt and the gossip keyring) and the agent asks for the rest.
 func (l *Lab) nodeCredentials(ctx context.Context, h *Host) error {
+	if l.BootstrapToken != "" {
+		if err := os.MkdirAll(h.Certs, 0o700); err != nil {
+			return fmt.Errorf("lab: credentials of node %s: %w", h.Name, err)
+		}
+		for _, f := range []string{pki.CACertFile, gossip.KeyringFile} {
+			b, err := os.ReadFile(filepath.Join(l.Certs, f))
+			if err != nil {
+				return fmt.Errorf("lab: credentials of node %s: %w", h.Name, err)
+			}
+			if err := os.WriteFile(filepath.Join(h.Certs, f), b, 0o600); err != nil {
+				return fmt.Errorf("lab: credentials of node %s: %w", h.Name, err)
+			}
+		}
+		return nil
+	}
 	_, err := run(ctx, "", l.Barge, "certs", "node", "--dir", l.Certs, "--name", h.Name, "--ip", h.Address, "--out", h.Certs, "--force")
 	if err != nil {
 		return fmt.Errorf("lab: credentials of node %s: %w", h.Name, err)
 	}
+	return nil
+}
+
+// bootstrapTokenFile is the nodes' bootstrap token in the lab directory.
+const bootstrapTokenFile = "bootstrap-token"
+
+// createBootstrapToken stores a bootstrap token for the nodes with
+// `barge certs token create`, into the lab directory.
+func (l *Lab) createBootstrapToken(ctx context.Context) error {
+	out, err := run(ctx, "", l.Barge, "certs", "token", "create", "--kubeconfig", l.Kubeconfig, "--ttl", "24h", "--description", "lab "+l.ID)
+	if err != nil {
+		return fmt.Errorf("lab: bootstrap token: %w", err)
+	}
+	file := filepath.Join(l.Dir, bootstrapTokenFile)
+	if err := os.WriteFile(file, []byte(strings.TrimSpace(out)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("lab: bootstrap token: %w", err)
+	}
+	l.BootstrapToken = file
 	return nil
 }
 
@@ -109,6 +147,9 @@ func (l *Lab) agentArgs(h *Host) []string {
 	}
 	if l.Overlay != "" {
 		args = append(args, "--overlay", l.Overlay)
+	}
+	if l.BootstrapToken != "" {
+		args = append(args, "--bootstrap-token-file", l.BootstrapToken)
 	}
 	return append(args, l.AgentArgs...)
 }

@@ -18,8 +18,9 @@ import (
 // TestNodes brings up one server and two nodes: up returns with both
 // Ready; a killed agent shows as stopped; start brings it back to Ready;
 // the pod network works across nodes (podNetwork); a pod of the
-// registry's busybox runs on a node; after a crash of every lab process
-// lab down leaves nothing.
+// registry's busybox runs on a node, its logs reach the API server through
+// the kubelet API; the nodes joined with a bootstrap token; after a crash
+// of every lab process lab down leaves nothing.
 func TestNodes(t *testing.T) {
 	requireRoot(t)
 	if err := exec.Command(bargeBin, "agent", "--help").Run(); err != nil {
@@ -30,7 +31,9 @@ func TestNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := labtest.Up(t, lab.Config{Dir: dir, Servers: 1, Nodes: 2, Barge: bargeBin, Logger: testLogger(t)})
+	// The nodes join with a bootstrap token: their credentials come by
+	// CSR, and the kubelet API serves a certificate issued that way.
+	l := labtest.Up(t, lab.Config{Dir: dir, Servers: 1, Nodes: 2, Barge: bargeBin, TokenBootstrap: true, Logger: testLogger(t)})
 	cs, err := l.Kube()
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +104,36 @@ func TestNodes(t *testing.T) {
 		node = p.Spec.NodeName
 		return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("%s on %q: %+v", p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
 	})
+	// Logs go API server → kubelet API, which serves the certificate the
+	// node asked for by CSR and the API server verifies against the CA.
+	waitFor(t, "pod logs through the kubelet API", 30*time.Second, func() (bool, string) {
+		_, err := cs.CoreV1().Pods("default").GetLogs("sleeper", &corev1.PodLogOptions{}).DoRaw(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+	csrs, err := cs.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A restart before its serving CSR was issued asks again: at least
+	// one serving certificate per node.
+	clients, serving := 0, map[string]int{}
+	for _, r := range csrs.Items {
+		if len(r.Status.Certificate) == 0 {
+			continue
+		}
+		switch r.Spec.SignerName {
+		case "kubernetes.io/kube-apiserver-client-kubelet":
+			clients++
+		case "kubernetes.io/kubelet-serving":
+			serving[r.Spec.Username]++
+		}
+	}
+	if clients != 2 || serving["system:node:n1"] < 1 || serving["system:node:n2"] < 1 {
+		t.Errorf("issued %d client CSRs and serving CSRs %v, want 2 and one per node", clients, serving)
+	}
 	if st := hostStatus(t, l, node); st.Pods == nil || *st.Pods != 1 {
 		t.Errorf("status of %s: pods %v, want 1", node, st.Pods)
 	}

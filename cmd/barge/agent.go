@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,26 +23,6 @@ import (
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
-// kubeletTLS is the kubelet API's serving configuration from a node's
-// credentials: kubelet.crt (the node's address as SAN) served, client
-// certificates verified against the cluster CA, whose
-// apiserver-kubelet-client certificate kube-apiserver presents.
-func kubeletTLS(nc nodeCredentials) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(nc.path(kubeletCertFile), nc.path(kubeletKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("--certs %s: kubelet serving certificate: %w", nc.dir, err)
-	}
-	caPEM, err := os.ReadFile(nc.path(pki.CACertFile))
-	if err != nil {
-		return nil, fmt.Errorf("--certs %s: %w", nc.dir, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("--certs %s: %s holds no PEM certificate", nc.dir, pki.CACertFile)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}, nil
-}
-
 func newAgentCmd() *cobra.Command {
 	var (
 		name, certs, nodeIP, socket, namespace, stateDir, hostsDir string
@@ -56,6 +35,7 @@ func newAgentCmd() *cobra.Command {
 		gossipJoin                                                 []string
 		overlayMode, clusterCIDR, serviceCIDR                      string
 		dnsUpstreams                                               []string
+		bootstrapTokenFile                                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -103,12 +83,34 @@ departure.`,
 				}
 			}
 			nc := nodeCredentials{dir: certs}
-			for _, f := range []string{pki.CACertFile, nodeClientCertFile, nodeClientKeyFile, kubeletCertFile, kubeletKeyFile} {
-				if _, err := os.Stat(nc.path(f)); err != nil {
-					return fmt.Errorf("--certs %s: %s missing (write it with 'barge certs node'): %w", certs, f, err)
+			if _, err := os.Stat(nc.path(pki.CACertFile)); err != nil {
+				return fmt.Errorf("--certs %s: %s missing (the cluster CA; 'barge certs node' writes it): %w", certs, pki.CACertFile, err)
+			}
+			present := func(files ...string) bool {
+				for _, f := range files {
+					if _, err := os.Stat(nc.path(f)); err != nil {
+						return false
+					}
+				}
+				return true
+			}
+			haveClient, haveServing := present(nodeClientCertFile, nodeClientKeyFile), present(kubeletCertFile, kubeletKeyFile)
+			var token string
+			if bootstrapTokenFile != "" {
+				if token, err = readBootstrapToken(bootstrapTokenFile); err != nil {
+					return err
+				}
+			} else if !haveClient || !haveServing {
+				return fmt.Errorf("--certs %s: %s/%s and %s/%s are needed (write them with 'barge certs node', or give --bootstrap-token-file to ask for them)",
+					certs, nodeClientCertFile, nodeClientKeyFile, kubeletCertFile, kubeletKeyFile)
+			}
+			cert := &servingCert{}
+			if haveServing {
+				if err := loadServing(nc, cert); err != nil {
+					return err
 				}
 			}
-			serving, err := kubeletTLS(nc)
+			serving, err := kubeletTLS(nc, cert)
 			if err != nil {
 				return err
 			}
@@ -132,6 +134,12 @@ departure.`,
 				return fmt.Errorf("--servers: %w", err)
 			}
 			server := servers[0]
+			if !haveClient {
+				base := &rest.Config{Host: server, Dial: dialer.DialContext}
+				if err := bootstrapClient(ctx, nc, name, token, base, logger); err != nil {
+					return err
+				}
+			}
 			cfg := agent.Config{
 				NodeName: name,
 				Client: &rest.Config{
@@ -162,13 +170,17 @@ departure.`,
 				Services:    nw.services,
 				Logger:      logger,
 			}
+			if !haveServing {
+				go bootstrapServing(ctx, nc, name, net.ParseIP(nodeIP), cfg.Client, cert, logger)
+			}
 			logger.Info("starting node agent", "node", name, "servers", servers, "containerd", socket)
 			return agent.Run(ctx, cfg)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "node name (required)")
-	f.StringVar(&certs, "certs", "", "directory with ca.crt, node.crt and node.key from 'barge certs node' (required)")
+	f.StringVar(&certs, "certs", "", "directory with ca.crt, node.crt and node.key from 'barge certs node' (required; with --bootstrap-token-file only ca.crt, and the credential is written there)")
+	f.StringVar(&bootstrapTokenFile, "bootstrap-token-file", "", "file holding a bootstrap token ('barge certs token create'): a credential missing from --certs is asked for by CertificateSigningRequest")
 	f.StringSliceVar(&servers, "servers", nil, "API servers https://IP:PORT, comma separated; each connection goes to the first that answers, the last good one first (required)")
 	f.StringVar(&nodeIP, "node-ip", "", "the node's InternalIP (required)")
 	f.StringVar(&socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's gRPC socket")

@@ -34,7 +34,7 @@ speak Raft.`,
 		Example: `  barge certs init --dir ./certs --hosts 10.0.0.1,10.0.0.2,10.0.0.3
   barge certs client --dir ./certs --user alice --group dev --kubeconfig alice.kubeconfig`,
 	}
-	cmd.AddCommand(newCertsInitCmd(), newCertsClientCmd(), newCertsNodeCmd())
+	cmd.AddCommand(newCertsInitCmd(), newCertsClientCmd(), newCertsNodeCmd(), newCertsTokenCmd())
 	return cmd
 }
 

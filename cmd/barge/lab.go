@@ -96,6 +96,7 @@ func newLabUpCmd() *cobra.Command {
 		registry  bool
 		capacity  string
 		overlay   string
+		tokenBoot bool
 		agentArgs []string
 	)
 	cmd := &cobra.Command{
@@ -133,7 +134,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 			defer stop()
 			start := time.Now()
 			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Registry: registry,
-				NodeCapacity: capacity, Overlay: overlay, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
+				NodeCapacity: capacity, Overlay: overlay, TokenBootstrap: tokenBoot, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
 			if err != nil {
 				return err
 			}
@@ -154,6 +155,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker nodes running 'barge agent' (0 to 100)")
 	cmd.Flags().BoolVar(&registry, "registry", false, "start the registry and containerd even with --nodes 0")
 	cmd.Flags().StringVar(&capacity, "node-capacity", "", "each node's --capacity, e.g. cpu=1,memory=2Gi,pods=110 (default: the machine divided by --nodes)")
+	cmd.Flags().BoolVar(&tokenBoot, "token-bootstrap", false, "nodes join with a bootstrap token and ask for their credentials by CSR, instead of 'barge certs node'")
 	cmd.Flags().StringVar(&overlay, "overlay", "vxlan", "the agents' pod overlay between nodes: vxlan or ipip (userspace IPIP where the kernel has none)")
 	cmd.Flags().StringArrayVar(&agentArgs, "agent-arg", nil, "extra 'barge agent' flag (--name=value), repeatable")
 	return cmd

@@ -57,6 +57,9 @@ func (c *Config) args(host string, port int) ([]string, error) {
 		"--service-account-signing-key-file=" + file(pki.ServiceAccountKeyFile),
 		"--service-account-issuer=" + DefaultServiceAccountIssuer,
 		"--authorization-mode=Node,RBAC",
+		// Agents without a credential join with a token (barge certs
+		// token create) and ask for one by CSR (node/bootstrap).
+		"--enable-bootstrap-token-auth=true",
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
 		"--service-cluster-ip-range=" + c.ServiceCIDR,

@@ -38,15 +38,28 @@ func nodeNetworkRBAC() (*rbacv1.ClusterRole, []*rbacv1.ClusterRoleBinding) {
 			{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: read},
 		},
 	}
-	bind := func(name, role string) *rbacv1.ClusterRoleBinding {
+	bootstrappers := []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: BootstrappersGroup}}
+	bind := func(name, role string, subjects []rbacv1.Subject) *rbacv1.ClusterRoleBinding {
 		return &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "barge"}},
-			Subjects:   nodes,
+			Subjects:   subjects,
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		}
 	}
-	return role, []*rbacv1.ClusterRoleBinding{bind(NodeNetworkRole, NodeNetworkRole), bind(nodeProxierBinding, "system:node-proxier")}
+	return role, []*rbacv1.ClusterRoleBinding{
+		bind(NodeNetworkRole, NodeNetworkRole, nodes),
+		bind(nodeProxierBinding, "system:node-proxier", nodes),
+		// The TLS bootstrap, as kubeadm binds it: a bootstrap token may
+		// create CSRs, and its client CSR is approved by csrapproving;
+		// a node's renewal of its own client certificate is too.
+		bind("barge:node-bootstrapper", "system:node-bootstrapper", bootstrappers),
+		bind("barge:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", bootstrappers),
+		bind("barge:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", nodes),
+	}
 }
+
+// BootstrappersGroup is the group of every bootstrap token's user.
+const BootstrappersGroup = "system:bootstrappers"
 
 // ensureNodeRBAC creates the node network role and bindings if they are
 // missing, retrying until it succeeds or ctx ends. Every server runs it
