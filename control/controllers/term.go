@@ -208,9 +208,12 @@ func (b *Built) end() {
 	b.standby.Close()
 }
 
-// Warm builds a term's components and discards them, so the informers
+// Warm builds a term's controllers and discards them, so the informers
 // they ask for start and sync before this server ever leads.
 func Warm(ctx context.Context, in *Informers, cfg Config) error {
+	// The scheduler's informers start with the standby built next
+	// (NewStandby); one built here would be thrown away.
+	cfg.NoScheduler = true
 	b, err := Build(ctx, in, cfg, 0, nil)
 	if err != nil {
 		return err

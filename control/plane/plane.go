@@ -105,7 +105,13 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 		// Followers keep the leader's caches warm too: a server that wins
 		// starts its components on them at once.
 		warming := time.Now()
-		if err := controllers.Warm(ctx, informers, ccfg); err != nil {
+		standby := newStandbySlot(ctx, informers, ccfg, logger)
+		err := controllers.Warm(ctx, informers, ccfg)
+		if err == nil {
+			// The scheduler's informers start with it.
+			standby.prepare()
+		}
+		if err != nil {
 			logger.Error("warming the controllers' caches", "err", err)
 		} else {
 			// Said once per process: from here a win starts the
@@ -118,8 +124,6 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 				}
 			})
 		}
-		standby := newStandbySlot(ctx, informers, ccfg, logger)
-		standby.prepare()
 		leader.Run(ctx, lead, logger, func(ctx context.Context, term uint64) {
 			if opts.Unfenced {
 				term = 0
