@@ -70,20 +70,11 @@ type setup struct {
 // newControlSetups lays out both setups under dir; nothing starts yet.
 func newControlSetups(cfg ControlConfig, certs string) (*setup, *setup, error) {
 	b := &setup{name: SetupBarge, log: cfg.Log.With("setup", SetupBarge)}
-	// freeAddr's errors inside the argument builders; newCluster has no
-	// way to return them.
-	var addrErrs []error
-	apiAddr := func() string {
-		a, err := freeAddr()
-		addrErrs = append(addrErrs, err)
-		return a
-	}
 	var err error
 	b.servers, err = newCluster(SystemBarge, cfg.BargeBin, cfg.OutDir, certs, cfg.Log, func(m *Member, initial string) []string {
-		api := apiAddr()
-		b.apis = append(b.apis, api)
+		b.apis = append(b.apis, m.APIAddr)
 		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
-			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial, "--api-addr", api}
+			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial, "--api-addr", m.APIAddr}
 	})
 	if err != nil {
 		return nil, nil, err
@@ -97,18 +88,14 @@ func newControlSetups(cfg ControlConfig, certs string) (*setup, *setup, error) {
 		urls = append(urls, "https://"+ep)
 	}
 	// The etcd-mode servers are named kube1..3; their store flags are
-	// unused (no store peer runs), so the addresses newCluster allocates
+	// unused (no store peer runs), so the addresses newCluster reserves
 	// stay free.
 	e.servers, err = newCluster("kube", cfg.BargeBin, cfg.OutDir, certs, cfg.Log, func(m *Member, _ string) []string {
-		api := apiAddr()
-		e.apis = append(e.apis, api)
+		e.apis = append(e.apis, m.APIAddr)
 		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
-			"--api-addr", api, "--etcd-servers", strings.Join(urls, ",")}
+			"--api-addr", m.APIAddr, "--etcd-servers", strings.Join(urls, ",")}
 	})
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := errors.Join(addrErrs...); err != nil {
 		return nil, nil, err
 	}
 	for _, s := range []*setup{b, e} {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -37,6 +37,7 @@ type Member struct {
 	Name       string
 	ClientAddr string // host:port of the client (etcd v3 gRPC) listener
 	PeerAddr   string
+	APIAddr    string // a third port, for a server's Kubernetes API
 	DataDir    string
 	bin        string
 	args       []string
@@ -51,37 +52,26 @@ type Cluster struct {
 	Members []*Member
 	certs   string
 	log     *slog.Logger
+	// ports holds the members' addresses for the cluster's life, so a
+	// stopped member starts again on the same ones and nothing else
+	// takes them in between.
+	ports *loopport.Reservation
 }
 
-// freeAddr asks the kernel for an unused loopback port. The port is
-// released before the member binds it, a race accepted here as in the
-// e2e tests: nothing else on a benchmark machine grabs ports.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// newCluster allocates addresses and data dirs for three members of
-// system under outDir; args builds each member's command line.
+// newCluster reserves addresses and lays out data dirs for three members
+// of system under outDir; args builds each member's command line.
 func newCluster(system, bin, outDir, certs string, log *slog.Logger,
 	args func(m *Member, initial string) []string) (*Cluster, error) {
-	c := &Cluster{System: system, certs: certs, log: log.With("system", system)}
+	ports, err := loopport.Reserve(9)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{System: system, certs: certs, log: log.With("system", system), ports: ports}
 	var initial []string
 	for i := 1; i <= 3; i++ {
-		peer, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		client, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
+		a := ports.Addrs[3*(i-1):]
 		name := fmt.Sprintf("%s%d", system, i)
-		m := &Member{Name: name, ClientAddr: client, PeerAddr: peer, bin: bin,
+		m := &Member{Name: name, PeerAddr: a[0], ClientAddr: a[1], APIAddr: a[2], bin: bin,
 			DataDir: filepath.Join(outDir, name), logPath: filepath.Join(outDir, name+".log")}
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.initialEntry(system))

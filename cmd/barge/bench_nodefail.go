@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/node/hollow"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
@@ -116,21 +116,6 @@ type NodefailResult struct {
 	MovedMax    time.Duration   `json:"movedMaxNanos"`
 }
 
-// loopbackAddrs are n distinct free loopback ports: all are held until
-// the last is found, then released for the servers to bind.
-func loopbackAddrs(n int) ([]string, error) {
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
-
 func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slog.Logger) (*NodefailResult, error) {
 	dir := o.dir
 	if dir == "" {
@@ -152,10 +137,12 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 	type server struct{ name, peer, client, api, gossip string }
 	servers := make([]server, 3)
 	var initial []string
-	addrs, err := loopbackAddrs(4 * len(servers))
+	ports, err := loopport.Reserve(4 * len(servers))
 	if err != nil {
 		return nil, err
 	}
+	defer ports.Release()
+	addrs := ports.Addrs
 	for i := range servers {
 		a := addrs[4*i:]
 		s := server{name: fmt.Sprintf("s%d", i+1), peer: a[0], client: a[1], api: a[2], gossip: a[3]}

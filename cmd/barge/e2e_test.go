@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/barge-dev/barge/raftstore/loopport"
 )
 
 // These tests run the real binary as separate processes and judge it with
@@ -89,16 +90,6 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
@@ -143,21 +134,21 @@ func startProcessCluster(t *testing.T, n int, opts ...processOption) *processClu
 	var initial []string
 	peers := make([]string, n)
 	for i := range peers {
-		peers[i] = freePort(t)
+		peers[i] = loopport.Addr(t)
 		initial = append(initial, fmt.Sprintf("s%d=%s", i+1, peers[i]))
 	}
 	for i := 0; i < n; i++ {
-		p := &proc{name: fmt.Sprintf("s%d", i+1), client: freePort(t), log: &bytes.Buffer{}}
+		p := &proc{name: fmt.Sprintf("s%d", i+1), client: loopport.Addr(t), log: &bytes.Buffer{}}
 		args := []string{"server", "--name", p.name,
 			"--data-dir", filepath.Join(dir, p.name), "--certs", pc.certs,
 			"--peer-addr", peers[i], "--client-addr", p.client,
 			"--initial-cluster", strings.Join(initial, ",")}
 		if pc.api {
-			p.api = freePort(t)
+			p.api = loopport.Addr(t)
 			args = append(args, "--api-addr", p.api)
 		}
 		if pc.gossip {
-			p.gossip = freePort(t)
+			p.gossip = loopport.Addr(t)
 			args = append(args, "--gossip-addr", p.gossip)
 			if i > 0 {
 				args = append(args, "--gossip-join", pc.procs[0].gossip)

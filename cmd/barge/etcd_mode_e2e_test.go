@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/barge-dev/barge/raftstore/loopport"
 )
 
 // TestKubectlOnExternalEtcd runs two barge servers in --etcd-servers mode
@@ -20,7 +22,7 @@ func TestKubectlOnExternalEtcd(t *testing.T) {
 	certs := filepath.Join(dir, "certs")
 	mustRun(t, bargeBin, "certs", "init", "--dir", certs, "--hosts", "127.0.0.1")
 
-	client, peer := freePort(t), freePort(t)
+	client, peer := loopport.Addr(t), loopport.Addr(t)
 	etcd := exec.Command(etcdBin, "--name", "e1", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "https://"+client, "--advertise-client-urls", "https://"+client,
 		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
@@ -42,7 +44,7 @@ func TestKubectlOnExternalEtcd(t *testing.T) {
 
 	var apis []string
 	for _, name := range []string{"e1", "e2"} {
-		api := freePort(t)
+		api := loopport.Addr(t)
 		apis = append(apis, api)
 		var log bytes.Buffer
 		cmd := exec.Command(bargeBin, "server", "--name", name, "--data-dir", filepath.Join(dir, name), "--certs", certs,

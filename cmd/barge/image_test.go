@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/barge-dev/barge/node/containerdtest"
 	"github.com/barge-dev/barge/node/image"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
@@ -30,12 +30,7 @@ func TestImageCLI(t *testing.T) {
 	if err := pki.InitDir(certs, pki.InitOptions{Hosts: []string{"127.0.0.1"}}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := loopport.Addr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg, err := image.StartRegistry(ctx, image.RegistryConfig{Dir: filepath.Join(dir, "registry"), Addr: addr, CertsDir: certs,

@@ -29,6 +29,7 @@ import (
 	"github.com/barge-dev/barge/node/image"
 	"github.com/barge-dev/barge/node/runtime"
 	"github.com/barge-dev/barge/overlay/podnet"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
@@ -60,15 +61,6 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func newHarness(t *testing.T) *harness {
 	containerdtest.RequireRoot(t)
 	containerdtest.RequireBinary(t, image.RegistryBinary, "docker-registry")
@@ -88,7 +80,7 @@ func newHarness(t *testing.T) *harness {
 
 	certs := h.api.Store.CertsDir
 	ca := filepath.Join(certs, pki.CACertFile)
-	reg, err := image.StartRegistry(ctx, image.RegistryConfig{Dir: filepath.Join(h.dir, "registry"), Addr: freeAddr(t), CertsDir: certs,
+	reg, err := image.StartRegistry(ctx, image.RegistryConfig{Dir: filepath.Join(h.dir, "registry"), Addr: loopport.Addr(t), CertsDir: certs,
 		Output: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +131,7 @@ func (h *harness) startNode(t *testing.T, name string, opts ...func(*agent.Confi
 		t.Fatal(err)
 	}
 	serving.ClientAuth = tls.VerifyClientCertIfGiven
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(loopport.Addr(t))
 	kubeletPort, _ := strconv.Atoi(port)
 	capture := &captureAPI{agents: make(chan *agent.Agent, 4), next: agent.KubeletServer{TLS: serving}}
 	n := &node{api: capture, name: name, stateDir: stateDir, cfg: agent.Config{

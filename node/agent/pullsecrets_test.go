@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/barge-dev/barge/node/image"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 )
 
@@ -32,7 +33,7 @@ func testImagePullSecrets(t *testing.T, h *harness) {
 	ns := h.namespace(t)
 	ca := filepath.Join(h.api.Store.CertsDir, pki.CACertFile)
 	const user, password = "puller", "s3cret-pw"
-	reg, err := image.StartRegistry(ctx, image.RegistryConfig{Dir: filepath.Join(t.TempDir(), "registry"), Addr: freeAddr(t), CertsDir: h.api.Store.CertsDir,
+	reg, err := image.StartRegistry(ctx, image.RegistryConfig{Dir: filepath.Join(t.TempDir(), "registry"), Addr: loopport.Addr(t), CertsDir: h.api.Store.CertsDir,
 		Users: map[string]string{user: password}, Output: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/barge-dev/barge/node/containerdtest"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -30,18 +31,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// freeAddr is a loopback address nothing listens on (the registry binds
-// it right after).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func initCerts(t *testing.T) string {
 	t.Helper()
@@ -60,7 +49,7 @@ func startRegistry(t *testing.T, certs string) *Registry {
 	var log syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := StartRegistry(ctx, RegistryConfig{Dir: t.TempDir(), Addr: freeAddr(t), CertsDir: certs, Output: &log, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r, err := StartRegistry(ctx, RegistryConfig{Dir: t.TempDir(), Addr: loopport.Addr(t), CertsDir: certs, Output: &log, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("%v\nregistry log:\n%s", err, log.String())
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/barge-dev/barge/raftstore"
+	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -71,8 +71,8 @@ func newCluster(t testing.TB, n int, snapshot string, opts []Option) *Cluster {
 	for i := 0; i < n; i++ {
 		m := &Member{
 			Name:       fmt.Sprintf("s%d", i+1),
-			PeerAddr:   freeAddr(t),
-			ClientAddr: freeAddr(t),
+			PeerAddr:   loopport.Addr(t),
+			ClientAddr: loopport.Addr(t),
 		}
 		m.DataDir = filepath.Join(dir, m.Name)
 		initial = append(initial, raftstore.Peer{Name: m.Name, Addr: m.PeerAddr})
@@ -134,17 +134,6 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // WaitLeader waits until a running peer leads and is ready, and returns
@@ -271,8 +260,8 @@ func (c *Cluster) Join(learner bool) int {
 	c.t.Helper()
 	m := &Member{
 		Name:       fmt.Sprintf("s%d", len(c.Members)+1),
-		PeerAddr:   freeAddr(c.t),
-		ClientAddr: freeAddr(c.t),
+		PeerAddr:   loopport.Addr(c.t),
+		ClientAddr: loopport.Addr(c.t),
 	}
 	m.DataDir = filepath.Join(c.Dir, m.Name)
 	m.cfg = c.Members[0].cfg
