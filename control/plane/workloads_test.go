@@ -72,6 +72,7 @@ func TestWorkloads(t *testing.T) {
 
 	t.Run("node IPAM", func(t *testing.T) { testNodeIPAM(t, cs) })
 	t.Run("deployment rollout and rollback", func(t *testing.T) { testDeployment(t, cs) })
+	t.Run("pod marked not ready recovers", func(t *testing.T) { testReadyAgain(t, cs) })
 	t.Run("statefulset in order", func(t *testing.T) { testStatefulSet(t, cs) })
 	t.Run("daemonset on every node", func(t *testing.T) { testDaemonSet(t, cs) })
 	t.Run("job completes", func(t *testing.T) { testJob(t, cs) })
@@ -241,6 +242,48 @@ func updateDeployment(ctx context.Context, t *testing.T, cs kubernetes.Interface
 	if err != nil {
 		t.Fatalf("update deployment %s/%s: %v", ns, name, err)
 	}
+}
+
+// testReadyAgain marks a Deployment's pod not ready as the node
+// lifecycle controller does while a node is Unknown, and waits for the
+// hollow kubelet to report it Ready again and the ReplicaSet to count
+// it: without that a node's brief Unknown left Deployments short of Ready
+// for good.
+func testReadyAgain(t *testing.T, cs kubernetes.Interface) {
+	ns := mkns(t, cs, "ready-again")
+	labels := map[string]string{"app": "ready-again"}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: podTemplate(labels)}}
+	ctx := context.Background()
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rollout", func(ctx context.Context) (bool, error) { return deploymentDone(ctx, cs, ns, "web") })
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("pods: %v, %v", pods, err)
+	}
+	p := pods.Items[0].DeepCopy()
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady {
+			p.Status.Conditions[i].Status = corev1.ConditionFalse
+		}
+	}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pod Ready again and the Deployment whole", func(ctx context.Context) (bool, error) {
+		got, err := cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
+				return false, nil
+			}
+		}
+		return deploymentDone(ctx, cs, ns, "web")
+	})
 }
 
 func testDeploymentScale(t *testing.T, cs kubernetes.Interface, ns string) {

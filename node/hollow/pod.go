@@ -62,6 +62,13 @@ func (h *hollow) sync(ctx context.Context, key string) (time.Duration, error) {
 	case corev1.PodSucceeded, corev1.PodFailed:
 		return 0, nil
 	case corev1.PodRunning:
+		if p := readyAgain(pod); p != nil {
+			// The node lifecycle controller marks a pod not ready while
+			// its node is Unknown; a kubelet that is back writes its own
+			// status again, and so does a hollow one.
+			_, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			return 0, ignoreGone(err)
+		}
 		if !runsToCompletion(pod) {
 			return 0, nil
 		}
@@ -130,6 +137,24 @@ func (h *hollow) running(pod *corev1.Pod) *corev1.Pod {
 			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})
+	}
+	return p
+}
+
+// readyAgain is pod with its Ready and ContainersReady conditions True,
+// or nil if they are.
+func readyAgain(pod *corev1.Pod) *corev1.Pod {
+	var p *corev1.Pod
+	for i, c := range pod.Status.Conditions {
+		if (c.Type != corev1.PodReady && c.Type != corev1.ContainersReady) || c.Status == corev1.ConditionTrue {
+			continue
+		}
+		if p == nil {
+			p = pod.DeepCopy()
+		}
+		p.Status.Conditions[i].Status = corev1.ConditionTrue
+		p.Status.Conditions[i].Reason, p.Status.Conditions[i].Message = "", ""
+		p.Status.Conditions[i].LastTransitionTime = metav1.Now()
 	}
 	return p
 }
