@@ -67,6 +67,10 @@ type setup struct {
 	log     *slog.Logger
 }
 
+// benchClusterCIDR holds 4,096 node /24s: the default /16 stops node IPAM
+// at 256 nodes, and the run has 1,000.
+const benchClusterCIDR = "10.64.0.0/12"
+
 // newControlSetups lays out both setups under dir; nothing starts yet.
 func newControlSetups(cfg ControlConfig, certs string) (*setup, *setup, error) {
 	b := &setup{name: SetupBarge, log: cfg.Log.With("setup", SetupBarge)}
@@ -74,7 +78,8 @@ func newControlSetups(cfg ControlConfig, certs string) (*setup, *setup, error) {
 	b.servers, err = newCluster(SystemBarge, cfg.BargeBin, cfg.OutDir, certs, cfg.Log, func(m *Member, initial string) []string {
 		b.apis = append(b.apis, m.APIAddr)
 		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
-			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial, "--api-addr", m.APIAddr}
+			"--peer-addr", m.PeerAddr, "--client-addr", m.ClientAddr, "--initial-cluster", initial, "--api-addr", m.APIAddr,
+			"--cluster-cidr", benchClusterCIDR}
 	})
 	if err != nil {
 		return nil, nil, err
@@ -93,7 +98,8 @@ func newControlSetups(cfg ControlConfig, certs string) (*setup, *setup, error) {
 	e.servers, err = newCluster("kube", cfg.BargeBin, cfg.OutDir, certs, cfg.Log, func(m *Member, _ string) []string {
 		e.apis = append(e.apis, m.APIAddr)
 		return []string{"server", "--name", m.Name, "--data-dir", m.DataDir, "--certs", certs,
-			"--api-addr", m.APIAddr, "--etcd-servers", strings.Join(urls, ",")}
+			"--api-addr", m.APIAddr, "--etcd-servers", strings.Join(urls, ","),
+			"--cluster-cidr", benchClusterCIDR}
 	})
 	if err != nil {
 		return nil, nil, err

@@ -37,3 +37,36 @@ func TestNodeHealthFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestPodNetFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string // "" = valid
+	}{
+		{nil, ""},
+		{[]string{"--cluster-cidr=10.64.0.0/12"}, ""},
+		{[]string{"--cluster-cidr=10.244.0.0/16", "--node-cidr-mask-size=26"}, ""},
+		{[]string{"--cluster-cidr=10.244.0.0"}, `--cluster-cidr "10.244.0.0"`},
+		{[]string{"--cluster-cidr=fd00::/48"}, "IPv4 only"},
+		{[]string{"--cluster-cidr=10.244.1.0/16"}, "did you mean 10.244.0.0/16"},
+		{[]string{"--node-cidr-mask-size=16"}, "want 17-30"},
+		{[]string{"--node-cidr-mask-size=31"}, "want 17-30"},
+		{[]string{"--cluster-cidr=10.0.0.0/8", "--node-cidr-mask-size=26"}, "more than 65536"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var p podNetFlags
+			f := pflag.NewFlagSet("server", pflag.ContinueOnError)
+			p.register(f)
+			if err := f.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := p.validate()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("validate: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("validate: %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+}

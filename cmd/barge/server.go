@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +50,7 @@ func newServerCmd() *cobra.Command {
 		gossipJoin     []string
 		gossipProfile  string
 		health         nodeHealthFlags
+		podNet         podNetFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -143,6 +145,9 @@ bolt) and exits. Run it again if it was interrupted.`,
 			if err := health.validate(); err != nil {
 				return err
 			}
+			if err := podNet.validate(); err != nil {
+				return err
+			}
 			if advertiseAPI != "" {
 				if api.AdvertiseAddr = net.ParseIP(advertiseAPI); api.AdvertiseAddr == nil {
 					return fmt.Errorf("--advertise-api-addr %q is not an IP address", advertiseAPI)
@@ -187,7 +192,8 @@ bolt) and exits. Run it again if it was interrupted.`,
 			if apiAddr != "" {
 				cp, err = plane.Start(api, lead, plane.Options{Gossip: pool, Controllers: controllers.Config{
 					NodeMonitorPeriod: health.monitorPeriod, NodeMonitorGracePeriod: health.monitorGrace,
-					NodeEvictionRate: health.evictionRate}})
+					NodeEvictionRate: health.evictionRate,
+					ClusterCIDR:      podNet.clusterCIDR, NodeCIDRMaskSize: podNet.nodeMaskSize}})
 				if err != nil {
 					if srv != nil {
 						srv.Stop()
@@ -249,6 +255,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.StringSliceVar(&gossipJoin, "gossip-join", nil, "gossip members to join, IP:PORT,... (other servers; retried until one answers)")
 	f.StringVar(&gossipProfile, "gossip-profile", gossip.ProfileBarge, "failure detector timing: barge, lan or local (see node/gossip)")
 	health.register(f)
+	podNet.register(f)
 	return cmd
 }
 
@@ -285,6 +292,41 @@ func (h *nodeHealthFlags) validate() error {
 	}
 	if h.monitorGrace <= h.monitorPeriod {
 		return fmt.Errorf("--node-monitor-grace-period %v must be longer than --node-monitor-period %v", h.monitorGrace, h.monitorPeriod)
+	}
+	return nil
+}
+
+// podNetFlags are node IPAM's: where each node's spec.podCIDR comes from.
+type podNetFlags struct {
+	clusterCIDR  string
+	nodeMaskSize int32
+}
+
+func (p *podNetFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&p.clusterCIDR, "cluster-cidr", controllers.DefaultClusterCIDR, "the pod network node IPAM splits into one podCIDR per node (kube-controller-manager's --cluster-cidr); agents given --cluster-cidr must be given the same")
+	f.Int32Var(&p.nodeMaskSize, "node-cidr-mask-size", controllers.DefaultNodeCIDRMaskSize, "prefix length of each node's podCIDR: the default /24 out of a /16 allows 256 nodes of 254 pods")
+}
+
+// validate refuses at startup what the range allocator would refuse only
+// once a leader builds it, leaving every node without a podCIDR.
+func (p *podNetFlags) validate() error {
+	pfx, err := netip.ParsePrefix(p.clusterCIDR)
+	if err != nil {
+		return fmt.Errorf("--cluster-cidr %q: %w", p.clusterCIDR, err)
+	}
+	if !pfx.Addr().Is4() {
+		return fmt.Errorf("--cluster-cidr %s: the overlay is IPv4 only", pfx)
+	}
+	if pfx != pfx.Masked() {
+		return fmt.Errorf("--cluster-cidr %s has host bits set; did you mean %s?", pfx, pfx.Masked())
+	}
+	bits := int32(pfx.Bits())
+	switch {
+	case p.nodeMaskSize <= bits || p.nodeMaskSize > 30:
+		return fmt.Errorf("--node-cidr-mask-size %d: want %d-30, longer than --cluster-cidr %s", p.nodeMaskSize, bits+1, pfx)
+	case p.nodeMaskSize-bits > 16:
+		// The range allocator's own limit: at most 65,536 node CIDRs.
+		return fmt.Errorf("--node-cidr-mask-size %d splits --cluster-cidr %s into more than 65536 node CIDRs", p.nodeMaskSize, pfx)
 	}
 	return nil
 }
