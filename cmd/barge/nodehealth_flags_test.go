@@ -20,21 +20,7 @@ func TestNodeHealthFlags(t *testing.T) {
 		{[]string{"--node-monitor-period=0s"}, "--node-monitor-period 0s must be positive"},
 		{[]string{"--node-monitor-period=50s"}, "--node-monitor-grace-period 40s must be longer than --node-monitor-period 50s"},
 	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var h nodeHealthFlags
-			f := pflag.NewFlagSet("server", pflag.ContinueOnError)
-			h.register(f)
-			if err := f.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := h.validate()
-			switch {
-			case tc.err == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-				t.Fatalf("validate: %v, want an error with %q", err, tc.err)
-			}
-		})
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) { checkFlags(t, &nodeHealthFlags{}, tc.args, tc.err) })
 	}
 }
 
@@ -53,20 +39,27 @@ func TestPodNetFlags(t *testing.T) {
 		{[]string{"--node-cidr-mask-size=31"}, "want 17-30"},
 		{[]string{"--cluster-cidr=10.0.0.0/8", "--node-cidr-mask-size=26"}, "more than 65536"},
 	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var p podNetFlags
-			f := pflag.NewFlagSet("server", pflag.ContinueOnError)
-			p.register(f)
-			if err := f.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := p.validate()
-			switch {
-			case tc.err == "" && err != nil:
-				t.Fatalf("validate: %v", err)
-			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-				t.Fatalf("validate: %v, want an error with %q", err, tc.err)
-			}
-		})
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) { checkFlags(t, &podNetFlags{}, tc.args, tc.err) })
+	}
+}
+
+// checkFlags parses args into flags and wants validate to fail with an
+// error containing want, or to pass when want is empty.
+func checkFlags(t *testing.T, flags interface {
+	register(*pflag.FlagSet)
+	validate() error
+}, args []string, want string) {
+	t.Helper()
+	f := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	flags.register(f)
+	if err := f.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	err := flags.validate()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("validate: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("validate: %v, want an error with %q", err, want)
 	}
 }
