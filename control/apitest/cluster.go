@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,10 +30,15 @@ import (
 	"github.com/barge-dev/barge/raftstore/storetest"
 )
 
-// quietKlog sets klog's process-wide logger once: goroutines of earlier
-// clusters in the same test binary still log, and swapping the logger
+// klogTail sets klog's process-wide output once: goroutines of earlier
+// clusters in the same test binary still log, and swapping the output
 // under them is a data race.
-var quietKlog sync.Once
+var klogTail = sync.OnceValue(func() *klogRing {
+	if os.Getenv("BARGE_TEST_KLOG") != "" {
+		return nil
+	}
+	return quietenKlog()
+})
 
 // Cluster is a store cluster with an API server on every peer.
 type Cluster struct {
@@ -76,18 +83,78 @@ func APIOnly() plane.Options {
 	}}
 }
 
-// quietenKlog drops klog's output except fatal messages: a klog.Fatal in
-// Kubernetes' code exits the test binary, and with everything discarded
-// (a Discard logger) it would exit without a word.
-func quietenKlog(t testing.TB) {
+// quietenKlog keeps klog's output out of the test log, except fatal
+// messages, and keeps its last lines (each once: one_output). Kubernetes'
+// code exits the process with klog.FlushAndExit after logging the reason
+// at error level; with that discarded, the test binary would end without
+// a word.
+func quietenKlog() *klogRing {
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
-	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL", "one_output": "true"} {
 		if err := fs.Set(name, value); err != nil {
-			t.Fatalf("apitest: klog flag %s: %v", name, err)
+			panic(fmt.Sprintf("apitest: klog flag %s: %v", name, err))
 		}
 	}
-	klog.SetOutput(io.Discard)
+	ring := &klogRing{}
+	klog.SetOutput(ring)
+	klog.OsExit = func(code int) {
+		fmt.Fprintf(os.Stderr, "apitest: klog exits the test binary with status %d; its last lines:\n", code)
+		ring.dump(os.Stderr, false)
+		fmt.Fprintf(os.Stderr, "apitest: the exit was called from:\n%s", debug.Stack())
+		os.Exit(code)
+	}
+	return ring
+}
+
+// klogRing holds klog's last lines, and apart from them its last
+// warnings and errors, which a failed test prints.
+type klogRing struct {
+	mu         sync.Mutex
+	all, worse lineRing
+}
+
+type lineRing struct {
+	lines [200][]byte
+	next  int
+	full  bool
+}
+
+func (r *lineRing) add(p []byte) {
+	r.lines[r.next] = append(r.lines[r.next][:0], p...)
+	r.next = (r.next + 1) % len(r.lines)
+	r.full = r.full || r.next == 0
+}
+
+func (r *lineRing) dump(w io.Writer) {
+	start, n := 0, r.next
+	if r.full {
+		start, n = r.next, len(r.lines)
+	}
+	for i := range n {
+		_, _ = w.Write(r.lines[(start+i)%len(r.lines)])
+	}
+}
+
+// Write takes one klog line, which starts with its severity's letter.
+func (k *klogRing) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.all.add(p)
+	if len(p) > 0 && (p[0] == 'W' || p[0] == 'E' || p[0] == 'F') {
+		k.worse.add(p)
+	}
+	return len(p), nil
+}
+
+func (k *klogRing) dump(w io.Writer, worse bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if worse {
+		k.worse.dump(w)
+		return
+	}
+	k.all.dump(w)
 }
 
 // New starts n peers and their API servers and waits until every API
@@ -97,11 +164,16 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 	// The Kubernetes libraries log through klog (and gRPC through it);
 	// test output keeps only what the test itself says unless
 	// BARGE_TEST_KLOG is set.
-	quietKlog.Do(func() {
-		if os.Getenv("BARGE_TEST_KLOG") == "" {
-			quietenKlog(t)
-		}
-	})
+	if ring := klogTail(); ring != nil {
+		// Registered first, so it runs after the cluster has stopped.
+		t.Cleanup(func() {
+			if t.Failed() {
+				var b strings.Builder
+				ring.dump(&b, true)
+				t.Logf("klog's last warnings and errors (BARGE_TEST_KLOG=1 prints all):\n%s", b.String())
+			}
+		})
+	}
 	c := &Cluster{t: t, Store: storetest.NewCluster(t, n)}
 	c.TokenFile = filepath.Join(c.Store.Dir, "tokens.csv")
 	var lines string

@@ -3,6 +3,7 @@ package nodehealth_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 	names := nodes.Names()
 	victim, sleeper := names[0], names[1]
 
-	waitFor(t, "every node Ready and every server seeing every agent alive", func(ctx context.Context) (bool, error) {
+	waitFor(t, cs, "every node Ready and every server seeing every agent alive", func(ctx context.Context) (bool, error) {
 		for _, n := range names {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 			if err != nil || readyOf(node).Status != corev1.ConditionTrue {
@@ -85,7 +86,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Create(context.Background(), patient, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deployment, the daemonset and the patient pod running", func(ctx context.Context) (bool, error) {
+	waitFor(t, cs, "the deployment, the daemonset and the patient pod running", func(ctx context.Context) (bool, error) {
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, nil
@@ -157,7 +158,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 		if err := nodes.Kill(victim); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the killed node Ready=Unknown from gossip", func(ctx context.Context) (bool, error) {
+		waitFor(t, cs, "the killed node Ready=Unknown from gossip", func(ctx context.Context) (bool, error) {
 			node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
@@ -168,7 +169,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 			}
 			return r.Status == corev1.ConditionUnknown, nil
 		})
-		waitFor(t, "the killed node tainted unreachable:NoExecute", func(ctx context.Context) (bool, error) {
+		waitFor(t, cs, "the killed node tainted unreachable:NoExecute", func(ctx context.Context) (bool, error) {
 			node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
@@ -180,7 +181,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 			}
 			return false, nil
 		})
-		waitFor(t, "the deployment's pods running on the other nodes", func(ctx context.Context) (bool, error) {
+		waitFor(t, cs, "the deployment's pods running on the other nodes", func(ctx context.Context) (bool, error) {
 			pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 			if err != nil {
 				return false, nil
@@ -231,7 +232,7 @@ func TestNodeHealthFromGossip(t *testing.T) {
 		if err := nodes.Revive(context.Background(), victim); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the revived node Ready, untainted and alive in every server's pool", func(ctx context.Context) (bool, error) {
+		waitFor(t, cs, "the revived node Ready, untainted and alive in every server's pool", func(ctx context.Context) (bool, error) {
 			node, err := cs.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
 			if err != nil || readyOf(node).Status != corev1.ConditionTrue {
 				return false, nil
@@ -286,11 +287,29 @@ func readyOf(n *corev1.Node) corev1.NodeCondition {
 	return corev1.NodeCondition{Type: corev1.NodeReady}
 }
 
-func waitFor(t *testing.T, what string, cond func(context.Context) (bool, error)) {
+// waitFor polls cond for up to 90 s; a timeout says what every node
+// looked like then.
+func waitFor(t *testing.T, cs kubernetes.Interface, what string, cond func(context.Context) (bool, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
+		t.Fatalf("%s: %v\nnodes then:\n%s", what, err, describeNodes(cs))
 	}
+}
+
+func describeNodes(cs kubernetes.Interface) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, n := range nodes.Items {
+		r := readyOf(&n)
+		fmt.Fprintf(&b, "  %s: Ready=%s %s (%s, heartbeat %s, transition %s) taints %v\n", n.Name, r.Status, r.Reason, r.Message,
+			r.LastHeartbeatTime.Format(time.RFC3339), r.LastTransitionTime.Format(time.RFC3339), n.Spec.Taints)
+	}
+	return b.String()
 }
