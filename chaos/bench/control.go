@@ -30,7 +30,7 @@ const (
 	msgRaftLeader     = "became leader"
 	msgLeaseWon       = "won the lease"
 	msgWorkStarted    = "leader-only work started"
-	msgBuilt          = "leader-only components built"
+	msgBuilt          = "controllers built"
 	msgSchedStarted   = "scheduler started"
 	controlLeaseName  = "barge-controllers" // control/leader.LeaseName
 	controlReadyWait  = 3 * time.Minute

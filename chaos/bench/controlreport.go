@@ -197,7 +197,7 @@ func (r *ControlReport) phaseLines() []controlRow {
 	return []controlRow{
 		line("new leader (barge: Raft leader's first commit; etcd mode: Lease won)", func(p FailoverPhases) float64 { return p.LeaderMs }),
 		line("leader-only work started", func(p FailoverPhases) float64 { return p.StartedMs }),
-		line("scheduler and controllers built", func(p FailoverPhases) float64 { return p.BuiltMs }),
+		line("controllers built (beside the scheduler's start)", func(p FailoverPhases) float64 { return p.BuiltMs }),
 		line("scheduler synced and running", func(p FailoverPhases) float64 { return p.SchedulerMs }),
 		line("probe pod's create acknowledged", func(p FailoverPhases) float64 { return p.CreatedMs }),
 		line("probe pod seen bound", func(p FailoverPhases) float64 { return p.BoundMs }),

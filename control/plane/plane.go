@@ -128,13 +128,11 @@ func Start(cfg apiserver.Config, lead leader.Leadership, opts Options) (*Plane, 
 			if opts.Unfenced {
 				term = 0
 			}
-			start := time.Now()
 			b, err := controllers.Build(ctx, informers, ccfg, term, standby.take())
 			if err != nil {
 				logger.Error("leader-only components", "term", term, "err", err)
 				return
 			}
-			logger.Info("leader-only components built", "term", term, "in", time.Since(start))
 			b.Run(ctx)
 			// The next term, here or after a loss and a win, starts from
 			// a scheduler that has followed the cluster in between.
