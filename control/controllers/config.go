@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -139,5 +140,21 @@ func (c *Config) componentConfig() (kubectrlmgrconfig.KubeControllerManagerConfi
 	if c.Tune != nil {
 		c.Tune(&cc)
 	}
+	nl := &cc.NodeLifecycleController
+	nl.NodeEvictionRate, nl.SecondaryNodeEvictionRate = evictionQPS(nl.NodeEvictionRate), evictionQPS(nl.SecondaryNodeEvictionRate)
 	return cc, nil
+}
+
+// evictionQPS keeps a node eviction rate off exactly 1 node/s. The node
+// lifecycle controller's tainting queue stops (a never-limiter) while no
+// node is Ready and swaps back to the rate once one is, but the
+// never-limiter reports a QPS of 1 and the swap is skipped when the QPS
+// is unchanged (kubernetes#104639, closed unfixed): at 1.0, NoExecute
+// tainting stopped for good after a start in which the controller's
+// first pass saw no node Ready yet.
+func evictionQPS(rate float32) float32 {
+	if rate == 1 {
+		return math.Nextafter32(1, 0)
+	}
+	return rate
 }
