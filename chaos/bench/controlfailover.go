@@ -123,6 +123,16 @@ func (s *setup) failover(ctx context.Context, kills int) (ControlFailover, error
 			return ok, nil
 		})
 		w.stop()
+		off := logSize(m)
+		if err := m.start(); err != nil {
+			return res, fmt.Errorf("restart %s: %w", m.Name, err)
+		}
+		if err := s.waitServer(ctx, lead, off); err != nil {
+			return res, err
+		}
+		// Read once the killed server is back: the new leader builds its
+		// controllers while its scheduler already binds, so their line
+		// comes after the probe's bind.
 		ph := s.phases(survivors, offsets, killed)
 		if !created.IsZero() {
 			ph.CreatedMs = ms(created.Sub(killed))
@@ -139,13 +149,6 @@ func (s *setup) failover(ctx context.Context, kills int) (ControlFailover, error
 				"boundMs", ph.BoundMs, "leaderMs", ph.LeaderMs, "startedMs", ph.StartedMs, "builtMs", ph.BuiltMs, "schedulerMs", ph.SchedulerMs, "createdMs", ph.CreatedMs)
 		}
 		res.Phases = append(res.Phases, ph)
-		off := logSize(m)
-		if err := m.start(); err != nil {
-			return res, fmt.Errorf("restart %s: %w", m.Name, err)
-		}
-		if err := s.waitServer(ctx, lead, off); err != nil {
-			return res, err
-		}
 	}
 	l := Summarize(slices.Clone(samples))
 	res.P50Ms, res.MaxMs = ms(l.P50), ms(l.Max)
