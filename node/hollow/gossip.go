@@ -188,5 +188,23 @@ func (t *stallTransport) DialAddressTimeout(addr memberlist.Address, timeout tim
 
 func (t *stallTransport) Shutdown() error {
 	t.doneOnce.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	// With forward gone, a packet arriving now would block NetTransport's
+	// listener on its unbuffered channel, and NetTransport.Shutdown waits
+	// for that listener for ever (a CI run hung 16 minutes on it): drain
+	// until it has stopped.
+	stopped := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case c := <-t.NetTransport.StreamCh():
+				_ = c.Close()
+			case <-stopped:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stopped)
+	return err
 }
