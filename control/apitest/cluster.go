@@ -100,7 +100,7 @@ func quietenKlog() *klogRing {
 	klog.SetOutput(ring)
 	klog.OsExit = func(code int) {
 		fmt.Fprintf(os.Stderr, "apitest: klog exits the test binary with status %d; its last lines:\n", code)
-		ring.dump(os.Stderr, false)
+		ring.dump(os.Stderr, &ring.all)
 		fmt.Fprintf(os.Stderr, "apitest: the exit was called from:\n%s", debug.Stack())
 		os.Exit(code)
 	}
@@ -147,14 +147,11 @@ func (k *klogRing) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (k *klogRing) dump(w io.Writer, worse bool) {
+// dump writes one of k's rings (&k.all or &k.worse) to w.
+func (k *klogRing) dump(w io.Writer, r *lineRing) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if worse {
-		k.worse.dump(w)
-		return
-	}
-	k.all.dump(w)
+	r.dump(w)
 }
 
 // New starts n peers and their API servers and waits until every API
@@ -169,7 +166,7 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 		t.Cleanup(func() {
 			if t.Failed() {
 				var b strings.Builder
-				ring.dump(&b, true)
+				ring.dump(&b, &ring.worse)
 				t.Logf("klog's last warnings and errors (BARGE_TEST_KLOG=1 prints all):\n%s", b.String())
 			}
 		})

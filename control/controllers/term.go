@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -65,7 +64,6 @@ type Built struct {
 	scheduler   *scheduler.Scheduler
 	standby     *Standby
 	broadcast   events.EventBroadcaster
-	logger      *slog.Logger
 	fence       uint64
 }
 
@@ -82,7 +80,7 @@ func Build(ctx context.Context, in *Informers, cfg Config, fence uint64, standby
 		standby.Close()
 		return nil, err
 	}
-	b := &Built{term: in.NewTerm(), in: in, cfg: cfg, cc: cc, logger: cfg.Logger, fence: fence, standby: standby}
+	b := &Built{term: in.NewTerm(), in: in, cfg: cfg, cc: cc, fence: fence, standby: standby}
 	if cfg.NoScheduler {
 		return b, nil
 	}
@@ -202,7 +200,7 @@ func (b *Built) Run(ctx context.Context) {
 			}
 			// The moment a new leader can bind pods: failover is timed
 			// against it (barge bench control).
-			b.logger.Info("scheduler started", "term", b.fence)
+			b.cfg.Logger.Info("scheduler started", "term", b.fence)
 			b.scheduler.Run(ctx)
 		})
 	}
@@ -212,10 +210,10 @@ func (b *Built) Run(ctx context.Context) {
 	// its scheduler.
 	start := time.Now()
 	if err := b.buildControllers(ctx); err != nil {
-		b.logger.Error("controllers of this term", "term", b.fence, "err", err)
+		b.cfg.Logger.Error("controllers of this term", "term", b.fence, "err", err)
 		return
 	}
-	b.logger.Info("controllers built", "term", b.fence, "in", time.Since(start))
+	b.cfg.Logger.Info("controllers built", "term", b.fence, "in", time.Since(start))
 	select {
 	case <-synced:
 	case <-ctx.Done():

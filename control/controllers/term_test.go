@@ -35,6 +35,6 @@ func TestBuildWithoutDiscovery(t *testing.T) {
 		cc.Generic.Controllers = []string{names.NamespaceController}
 	}})
 	if err == nil || !strings.Contains(err.Error(), "no resources from discovery") {
-		t.Fatalf("Build with no discovery: %v, want the namespace controller's discovery error", err)
+		t.Fatalf("Warm with no discovery: %v, want the namespace controller's discovery error", err)
 	}
 }
