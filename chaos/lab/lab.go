@@ -45,6 +45,12 @@ type Config struct {
 	Dir     string // everything the lab writes goes here
 	Servers int    // 1, 3 or 5
 	Nodes   int    // worker nodes, each running `barge agent`
+	// LateNodes are more worker nodes, named after the others, whose
+	// namespaces and credentials Up makes but whose agents start only at
+	// Start: nodes that join later, also while the servers have no
+	// quorum. Each has a fixed pod range (agent --pod-cidr, LatePodCIDR),
+	// as such a node cannot wait for node IPAM.
+	LateNodes int
 	// Registry starts the registry host and the shared containerd even
 	// without nodes; with nodes they always run.
 	Registry bool
@@ -87,6 +93,10 @@ type Host struct {
 	Certs     string `json:"certs,omitempty"`
 	Namespace string `json:"containerdNamespace,omitempty"`
 	Capacity  string `json:"capacity,omitempty"`
+	// PodCIDR is the agent's --pod-cidr (late nodes). Late marks a node
+	// whose agent has not been started yet: it is not waited for.
+	PodCIDR string `json:"podCIDR,omitempty"`
+	Late    bool   `json:"late,omitempty"`
 }
 
 // Lab is a running lab. Its exported fields are lab.json.
@@ -123,8 +133,8 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if cfg.Servers != 1 && cfg.Servers != 3 && cfg.Servers != 5 {
 		return nil, fmt.Errorf("lab: %d servers: want 1, 3 or 5", cfg.Servers)
 	}
-	if cfg.Nodes < 0 || cfg.Nodes > 100 {
-		return nil, fmt.Errorf("lab: %d nodes: want 0 to 100", cfg.Nodes)
+	if cfg.Nodes < 0 || cfg.LateNodes < 0 || cfg.Nodes+cfg.LateNodes > 100 {
+		return nil, fmt.Errorf("lab: %d nodes and %d late ones: want 0 to 100 in all", cfg.Nodes, cfg.LateNodes)
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("lab: no directory given")
@@ -182,7 +192,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	default:
 		return nil, fmt.Errorf("lab: overlay %q: want vxlan or ipip", cfg.Overlay)
 	}
-	withRuntime := cfg.Nodes > 0 || cfg.Registry
+	withRuntime := cfg.Nodes+cfg.LateNodes > 0 || cfg.Registry
 	if withRuntime {
 		l.Containerd = newContainerd(dir)
 	}
@@ -207,9 +217,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	capacity := cfg.NodeCapacity
 	if capacity == "" {
-		capacity = nodeCapacity(cfg.Nodes)
+		capacity = nodeCapacity(cfg.Nodes + cfg.LateNodes)
 	}
-	for i := 1; i <= cfg.Nodes; i++ {
+	for i := 1; i <= cfg.Nodes+cfg.LateNodes; i++ {
 		name := "n" + strconv.Itoa(i)
 		addr := hostAddr(subnet, byte(100+i)).String()
 		l.Hosts = append(l.Hosts, Host{
@@ -224,6 +234,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			Namespace:  containerdNamespace(id, name),
 			Capacity:   capacity,
 		})
+		if i > cfg.Nodes {
+			h := &l.Hosts[len(l.Hosts)-1]
+			h.Late = true
+			h.PodCIDR = LatePodCIDR(i - cfg.Nodes).String()
+		}
 	}
 	if withRuntime {
 		addr := hostAddr(subnet, registryLast).String()
@@ -295,7 +310,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			err, filepath.Join(dir, "logs"), l.Hosts[0].Log, tailLog(l.Hosts[0].Log, 2048)))
 	}
 	log.Info("leader elected", "leader", leader, "endpoints", l.Endpoints)
-	if cfg.Nodes > 0 {
+	if cfg.Nodes+cfg.LateNodes > 0 {
 		rctx, cancel := context.WithTimeout(ctx, NodeReadyTimeout)
 		defer cancel()
 		if err := l.waitAPI(rctx); err != nil {
@@ -313,6 +328,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			}
 			if err := l.nodeCredentials(ctx, h); err != nil {
 				return fail(err)
+			}
+			if h.Late {
+				continue
 			}
 			if err := l.startAgent(h); err != nil {
 				return fail(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -148,6 +149,9 @@ func (l *Lab) agentArgs(h *Host) []string {
 	if l.Overlay != "" {
 		args = append(args, "--overlay", l.Overlay)
 	}
+	if h.PodCIDR != "" {
+		args = append(args, "--pod-cidr", h.PodCIDR)
+	}
 	if l.BootstrapToken != "" {
 		args = append(args, "--bootstrap-token-file", l.BootstrapToken)
 	}
@@ -165,6 +169,7 @@ func (l *Lab) startAgent(h *Host) error {
 		return err
 	}
 	h.PID = pid
+	h.Late = false
 	l.log.Info("started agent", "host", h.Name, "pid", pid, "netns", h.Netns, "containerdNamespace", h.Namespace)
 	return nil
 }
@@ -183,11 +188,18 @@ func (l *Lab) Kube() (kubernetes.Interface, error) {
 	return cs, nil
 }
 
-// nodeNames lists the node hosts.
+// LatePodCIDR is the pod range of the i-th late node (Config.LateNodes,
+// from 1): 10.244.(200+i).0/24, far above what node IPAM hands the
+// others out of 10.244.0.0/16 first.
+func LatePodCIDR(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(200 + i), 0}), 24)
+}
+
+// nodeNames lists the node hosts whose agents have been started.
 func (l *Lab) nodeNames() []string {
 	var n []string
 	for _, h := range l.Hosts {
-		if h.Role == RoleNode {
+		if h.Role == RoleNode && !h.Late {
 			n = append(n, h.Name)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,7 +34,7 @@ func newAgentCmd() *cobra.Command {
 		kubeletPort                                                int32
 		gossipAddr, gossipAdv, gossipKeyring, gossipProfile        string
 		gossipJoin                                                 []string
-		overlayMode, clusterCIDR, serviceCIDR                      string
+		overlayMode, clusterCIDR, serviceCIDR, podCIDR             string
 		dnsUpstreams                                               []string
 		bootstrapTokenFile                                         string
 	)
@@ -121,6 +122,12 @@ departure.`,
 			if err != nil {
 				return err
 			}
+			var podNet netip.Prefix
+			if podCIDR != "" {
+				if podNet, err = netip.ParsePrefix(podCIDR); err != nil {
+					return fmt.Errorf("--pod-cidr %q: want a prefix such as 10.244.7.0/24", podCIDR)
+				}
+			}
 			if stateDir == "" {
 				stateDir = filepath.Join("/var/lib/barge/agent", name)
 			}
@@ -165,6 +172,7 @@ departure.`,
 				KubeletAPI:  agent.KubeletServer{TLS: serving},
 				MTU:         mtu,
 				ClusterCIDR: nw.clusterCIDR,
+				PodCIDR:     podNet,
 				Gossip:      nw.gossip,
 				Overlay:     nw.overlay,
 				Services:    nw.services,
@@ -197,6 +205,7 @@ departure.`,
 	f.StringVar(&gossipProfile, "gossip-profile", gossip.ProfileBarge, "failure detector timing: barge, lan or local (see node/gossip); the servers' must match")
 	f.StringVar(&overlayMode, "overlay", string(gossip.OverlayVXLAN), "pod overlay between nodes: vxlan, ipip, or none (pods reach only their own node)")
 	f.StringVar(&clusterCIDR, "cluster-cidr", overlay.DefaultClusterCIDR.String(), "the cluster's pod network (the servers' --cluster-cidr)")
+	f.StringVar(&podCIDR, "pod-cidr", "", "this node's pod range, as the kubelet's --pod-cidr: the Node registers with it and the network starts before any API server answers (default: node IPAM's, remembered in --state-dir for the next start)")
 	f.StringVar(&serviceCIDR, "service-cidr", agent.DefaultServiceCIDR.String(), "the Service range (reverse DNS names answered by cluster DNS)")
 	f.StringSliceVar(&dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster, IP[:PORT],... (default none: such names get SERVFAIL)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -93,6 +93,7 @@ func newLabUpCmd() *cobra.Command {
 		dir       string
 		servers   int
 		nodes     int
+		lateNodes int
 		registry  bool
 		capacity  string
 		overlay   string
@@ -133,7 +134,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			start := time.Now()
-			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, Registry: registry,
+			l, err := lab.Up(ctx, lab.Config{Dir: dir, Servers: servers, Nodes: nodes, LateNodes: lateNodes, Registry: registry,
 				NodeCapacity: capacity, Overlay: overlay, TokenBootstrap: tokenBoot, AgentArgs: agentArgs, Barge: self, Logger: labLogger()})
 			if err != nil {
 				return err
@@ -153,6 +154,7 @@ DIR/logs stays, to explain why; run 'barge lab down' to remove the rest.`,
 	labDirFlag(cmd, &dir)
 	cmd.Flags().IntVar(&servers, "servers", 3, "store servers: 1, 3 or 5")
 	cmd.Flags().IntVar(&nodes, "nodes", 0, "worker nodes running 'barge agent' (0 to 100)")
+	cmd.Flags().IntVar(&lateNodes, "late-nodes", 0, "more nodes, named after the others, whose agents start only at 'barge lab start NAME' (also without quorum: each has a fixed --pod-cidr, 10.244.201.0/24 and up)")
 	cmd.Flags().BoolVar(&registry, "registry", false, "start the registry and containerd even with --nodes 0")
 	cmd.Flags().StringVar(&capacity, "node-capacity", "", "each node's --capacity, e.g. cpu=1,memory=2Gi,pods=110 (default: the machine divided by --nodes)")
 	cmd.Flags().BoolVar(&tokenBoot, "token-bootstrap", false, "nodes join with a bootstrap token and ask for their credentials by CSR, instead of 'barge certs node'")

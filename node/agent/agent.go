@@ -83,6 +83,11 @@ type Config struct {
 	// ClusterCIDR is the whole pod network; zero is
 	// overlay.DefaultClusterCIDR.
 	ClusterCIDR netip.Prefix
+	// PodCIDR, when set, is the node's pod range (the kubelet's
+	// --pod-cidr): the Node registers with it, so node IPAM keeps it, and
+	// the network comes up before any API server answers — a node can
+	// join while the servers have no quorum. Zero: node IPAM's.
+	PodCIDR netip.Prefix
 	// Gossip, when set, makes the node a member of the gossip pool
 	// (gossip.go).
 	Gossip *Gossip
@@ -139,6 +144,9 @@ func (c *Config) complete() error {
 	if !c.ClusterCIDR.IsValid() {
 		c.ClusterCIDR = overlay.DefaultClusterCIDR
 	}
+	if p := c.PodCIDR; p.IsValid() && (p != p.Masked() || !c.ClusterCIDR.Contains(p.Addr()) || p.Bits() < c.ClusterCIDR.Bits()) {
+		return fmt.Errorf("agent: pod CIDR %s: want a network address inside the cluster's %s", p, c.ClusterCIDR)
+	}
 	if c.Gossip != nil {
 		if err := c.Gossip.complete(c.NodeIP); err != nil {
 			return err
@@ -188,6 +196,26 @@ func (a *Agent) Runtime() *runtime.Runtime { return a.rt }
 // Client is the node's API client.
 func (a *Agent) Client() kubernetes.Interface { return a.client }
 
+// startNetwork sets the node's pod network up for cidr in the overlay's
+// order (overlay/doc.go): the backend first, for the MTU pods get; the
+// bridge; then egress masquerade, gossip and peers. The caller closes
+// what it returns.
+func (a *Agent) startNetwork(ctx context.Context, cidr netip.Prefix) (*network, error) {
+	nw, mtu, err := a.setupOverlay(ctx, cidr)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.rt.SetupNetwork(ctx, cidr, mtu); err != nil {
+		nw.close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := nw.start(ctx); err != nil {
+		nw.close()
+		return nil, err
+	}
+	return nw, nil
+}
+
 // NodeName is the node's name.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
@@ -205,6 +233,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	// An error return ends the agent's goroutines (peers, heartbeat)
+	// before the network they use is closed.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	a := &Agent{
 		cfg:          cfg,
 		log:          cfg.Logger.With("node", cfg.NodeName),
@@ -225,6 +257,26 @@ func Run(ctx context.Context, cfg Config) error {
 	defer rt.Close()
 	a.rt = rt
 
+	// With a pod CIDR known before registering (podcidr.go), the data
+	// plane comes up first: the overlay and gossip need no API server.
+	early, from, err := a.knownPodCIDR()
+	if err != nil {
+		return err
+	}
+	var nw *network
+	defer func() {
+		stop()
+		a.wg.Wait()
+		if nw != nil {
+			nw.close()
+		}
+	}()
+	if early.IsValid() {
+		a.log.Info("setting the pod network up before registering", "podCIDR", early, "from", string(from))
+		if nw, err = a.startNetwork(ctx, early); err != nil {
+			return err
+		}
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -232,19 +284,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if early.IsValid() {
+		if err := a.checkPodCIDR(cidr, early, from); err != nil {
+			return err
+		}
+	}
+	if err := a.rememberPodCIDR(cidr); err != nil {
+		a.log.Warn("the next start waits for an API server before its network", "err", err)
+	}
 	a.podCIDR = cidr
-	// The overlay's order (overlay/doc.go): the backend first, for the
-	// MTU pods get; the bridge; then egress masquerade, gossip and peers.
-	nw, mtu, err := a.setupOverlay(ctx, cidr)
-	if err != nil {
-		return err
-	}
-	defer nw.close()
-	if err := rt.SetupNetwork(ctx, cidr, mtu); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if err := nw.start(ctx); err != nil {
-		return err
+	if nw == nil {
+		if nw, err = a.startNetwork(ctx, cidr); err != nil {
+			return err
+		}
 	}
 	if err := rt.Adopt(ctx); err != nil {
 		a.log.Warn("adopting containers", "err", err)
@@ -279,7 +331,11 @@ func Run(ctx context.Context, cfg Config) error {
 		a.log.Warn("removing orphaned pods", "err", err)
 	}
 
-	a.wg.Go(func() { a.heartbeat(ctx) })
+	notReady, err := a.watchOwnNode(ctx)
+	if err != nil {
+		return err
+	}
+	a.wg.Go(func() { a.heartbeat(ctx, notReady) })
 	if cfg.Services != nil {
 		a.startServices(ctx, cidr)
 	}

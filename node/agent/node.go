@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	goruntime "runtime"
 	"strconv"
@@ -16,7 +15,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
@@ -64,6 +65,12 @@ func (a *Agent) register(ctx context.Context) error {
 		lbls[k] = v
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: lbls}}
+	if p := a.cfg.PodCIDR; p.IsValid() {
+		// As the kubelet's --pod-cidr: node IPAM marks a range the Node
+		// comes with as taken instead of handing out another.
+		node.Spec.PodCIDR = p.String()
+		node.Spec.PodCIDRs = []string{p.String()}
+	}
 	nodes := a.client.CoreV1().Nodes()
 	for {
 		_, err := nodes.Create(ctx, node, metav1.CreateOptions{})
@@ -97,35 +104,23 @@ func (a *Agent) register(ctx context.Context) error {
 	return nil
 }
 
-// waitPodCIDR waits for node IPAM to give the node its pod CIDR.
-func (a *Agent) waitPodCIDR(ctx context.Context) (netip.Prefix, error) {
-	for i := 0; ; i++ {
-		n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-		if err == nil && n.Spec.PodCIDR != "" {
-			p, err := netip.ParsePrefix(n.Spec.PodCIDR)
-			if err != nil {
-				return netip.Prefix{}, fmt.Errorf("agent: node %s: pod CIDR %q: %w", a.cfg.NodeName, n.Spec.PodCIDR, err)
-			}
-			return p, nil
-		}
-		if i%50 == 10 {
-			a.log.Info("waiting for the node's pod CIDR (node IPAM on the controller manager)", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return netip.Prefix{}, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // heartbeat renews the node's Lease every RenewInterval, as kubelets do,
 // and rewrites its status every StatusInterval.
-func (a *Agent) heartbeat(ctx context.Context) {
+func (a *Agent) heartbeat(ctx context.Context, notReady <-chan struct{}) {
 	lease := time.NewTicker(a.cfg.RenewInterval)
 	defer lease.Stop()
 	status := time.NewTicker(a.cfg.StatusInterval)
 	defer status.Stop()
+	lastPost := time.Now() // register posted the first status
+	var again <-chan time.Time
+	post := func() {
+		again = nil
+		lastPost = time.Now()
+		status.Reset(a.cfg.StatusInterval)
+		if err := a.updateStatus(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("node status", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,11 +130,62 @@ func (a *Agent) heartbeat(ctx context.Context) {
 				a.log.Warn("node lease renewal", "err", err)
 			}
 		case <-status.C:
-			if err := a.updateStatus(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("node status", "err", err)
+			post()
+		case <-notReady:
+			// Node health (or the node lifecycle controller) marked the
+			// node not Ready, and it runs: say so now rather than at the
+			// next status post, as the kubelet does within its 10 s
+			// status check. At most once per RenewInterval, so an agent
+			// the servers' gossip cannot hear does not fight node health
+			// on every write.
+			if wait := time.Until(lastPost.Add(a.cfg.RenewInterval)); wait > 0 {
+				if again == nil {
+					again = time.After(wait)
+				}
+				continue
 			}
+			post()
+		case <-again:
+			post()
 		}
 	}
+}
+
+// watchOwnNode reports on the returned channel (buffered, never blocking
+// the informer) whenever the node's own Node is seen with Ready other
+// than True. The informer runs in a.wg until ctx ends.
+func (a *Agent) watchOwnNode(ctx context.Context) (<-chan struct{}, error) {
+	notReady := make(chan struct{}, 1)
+	lw := cache.NewListWatchFromClient(a.client.CoreV1().RESTClient(), "nodes", metav1.NamespaceAll,
+		fields.OneTermEqualSelector("metadata.name", a.cfg.NodeName))
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
+	check := func(obj any) {
+		n, ok := obj.(*corev1.Node)
+		if !ok || nodeIsReady(n) {
+			return
+		}
+		select {
+		case notReady <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    check,
+		UpdateFunc: func(_, obj any) { check(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("agent: watch node %s: %w", a.cfg.NodeName, err)
+	}
+	a.wg.Go(func() { inf.RunWithContext(ctx) })
+	return notReady, nil
+}
+
+func nodeIsReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func (a *Agent) renewLease(ctx context.Context) error {
