@@ -7,6 +7,9 @@ BIN       := bin/barge
 # command:package pairs; installed with apt-get only when the command is missing.
 DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2 \
 	containerd:containerd runc:runc docker-registry:docker-registry busybox:busybox-static
+# make bench also drives iperf3 (bench net) and ethtool (its no-offload row).
+BENCH_DEB_DEPS := iperf3:iperf3 ethtool:ethtool
+DEPS ?= $(DEB_DEPS)
 TEST_TIMEOUT ?= 18m
 
 .PHONY: all build test demo bench chaos torture conformance deps vet fuzz lint clean
@@ -20,7 +23,7 @@ build:
 # deps installs missing Debian packages; quiet when everything is present.
 deps:
 	@missing=""; \
-	for pair in $(DEB_DEPS); do \
+	for pair in $(DEPS); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
@@ -60,7 +63,8 @@ demo: build deps
 # rendered as the page's Control plane section.
 # BENCH_FLAGS=--quick gives a smoke run in under 3 minutes.
 BENCH_FLAGS ?=
-bench: build deps
+bench: build
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_DEPS) $(BENCH_DEB_DEPS)"
 	$(GO) build -o bin/etcd37 ./chaos/bench/etcd37
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftstore/mvcc/ ./raftstore/snapfile/ ./raftstore/watch/ ./raftstore/raftlog/
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
@@ -71,6 +75,11 @@ bench: build deps
 	@mkdir -p docs/bench
 	$(BIN) bench store --etcd37 bin/etcd37 --json docs/bench/store.json $(BENCH_FLAGS)
 	$(BIN) bench control --etcd bin/etcd37 --json docs/bench/control.json $(BENCH_FLAGS)
+	# Pod network (root): iperf3 and request/response host to host beside pod to pod over VXLAN and IPIP.
+	$(BIN) bench net --json docs/bench/net.json --markdown docs/bench/net.md
+	# Node failure: kill -9 → NotReady and → pods Running elsewhere, hollow nodes and real agents in a lab (root).
+	$(BIN) bench nodefail --kills 10 -o json > docs/bench/nodefail.json
+	$(BIN) bench nodefail --lab --kills 10 -o json > docs/bench/nodefail-lab.json
 	$(BIN) bench report --json docs/bench/store.json --control docs/bench/control.json --markdown docs/benchmarks.md
 
 # torture: hundreds of kill -9s of store members under write load (during

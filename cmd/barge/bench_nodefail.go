@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/barge-dev/barge/chaos/lab"
 	"github.com/barge-dev/barge/node/gossip"
 	"github.com/barge-dev/barge/node/hollow"
 	"github.com/barge-dev/barge/raftstore/loopport"
@@ -45,9 +46,14 @@ abruptly (its gossip member stops without a goodbye, its Lease and status
 stop) and time, from the kill: its Node's Ready leaving True (NotReady),
 and the Deployment's replicas all Running on the other nodes again
 (moved). The node is revived and the cluster settles between kills.
-Prints p50 and max of both; -o json keeps every sample.`,
+Prints p50 and max of both; -o json keeps every sample.
+
+With --lab the nodes are real agents in a lab (3 servers, --nodes
+agents, the lab registry's busybox as the pods' image; root needed) and a
+kill is kill -9 of the agent, its containers left running.`,
 		Example: `  barge bench nodefail --kills 10
-  barge bench nodefail -o json > nodefail.json`,
+  barge bench nodefail -o json > nodefail.json
+  sudo barge bench nodefail --lab --kills 10 -o json > nodefail-lab.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.output != "table" && o.output != "json" {
@@ -88,7 +94,8 @@ Prints p50 and max of both; -o json keeps every sample.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.kills, "kills", 10, "node kills")
-	f.IntVar(&o.nodes, "nodes", 3, "hollow nodes")
+	f.IntVar(&o.nodes, "nodes", 3, "nodes: hollow ones, or with --lab real agents")
+	f.BoolVar(&o.lab, "lab", false, "real agents in a lab (root): a kill is kill -9 of a node's agent")
 	f.IntVar(&o.replicas, "replicas", 6, "Deployment replicas")
 	f.StringVarP(&o.output, "output", "o", "table", "table or json")
 	f.StringVar(&o.dir, "out-dir", "", "`DIR` for certificates, data dirs and server logs (default a temporary dir, removed at the end)")
@@ -98,6 +105,7 @@ Prints p50 and max of both; -o json keeps every sample.`,
 type nodefailOptions struct {
 	kills, nodes, replicas int
 	output, dir            string
+	lab                    bool
 }
 
 // NodefailResult are the figures of one run; durations are from the kill.
@@ -116,32 +124,36 @@ type NodefailResult struct {
 	MovedMax    time.Duration   `json:"movedMaxNanos"`
 }
 
-func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slog.Logger) (*NodefailResult, error) {
-	dir := o.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "barge-bench-nodefail")
-		if err != nil {
-			return nil, err
+// hollowNodefail starts three servers on loopback and o.nodes gossiping
+// hollow nodes in this process. cleanup stops them all.
+func hollowNodefail(ctx context.Context, exe, dir string, o nodefailOptions, logger *slog.Logger) (_ *nodefailCluster, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
-		defer os.RemoveAll(d)
-		dir = d
 	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	certs := filepath.Join(dir, "certs")
 	if err := pki.InitDir(certs, pki.InitOptions{Hosts: []string{"127.0.0.1"}}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keyring, _, err := gossip.InitKeyring(certs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type server struct{ name, peer, client, api, gossip string }
 	servers := make([]server, 3)
 	var initial []string
 	ports, err := loopport.Reserve(4 * len(servers))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer ports.Release()
+	undo = append(undo, ports.Release)
 	addrs := ports.Addrs
 	for i := range servers {
 		a := addrs[4*i:]
@@ -150,7 +162,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 		initial = append(initial, s.name+"="+s.peer)
 	}
 	var procs []*exec.Cmd
-	defer func() {
+	undo = append(undo, func() {
 		for _, p := range procs {
 			_ = p.Process.Signal(syscall.SIGTERM)
 		}
@@ -164,7 +176,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 				<-done
 			}
 		}
-	}()
+	})
 	var joins []string
 	for _, s := range servers {
 		joins = append(joins, s.gossip)
@@ -172,9 +184,9 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 	for _, s := range servers {
 		logf, err := os.Create(filepath.Join(dir, s.name+".log"))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer logf.Close()
+		undo = append(undo, func() { logf.Close() })
 		var others []string
 		for _, j := range joins {
 			if j != s.gossip {
@@ -186,35 +198,104 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 			"--gossip-addr", s.gossip, "--gossip-join", strings.Join(others, ","), "--log-level", "warn")
 		c.Stdout, c.Stderr = logf, logf
 		if err := c.Start(); err != nil {
-			return nil, fmt.Errorf("start %s: %w", s.name, err)
+			return nil, nil, fmt.Errorf("start %s: %w", s.name, err)
 		}
 		procs = append(procs, c)
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("https://"+servers[0].api, filepath.Join(certs, pki.AdminKubeconfig))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rc.QPS, rc.Burst = 200, 400
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logger.Info("servers starting", "dir", dir)
 	if err := poll(ctx, 5*time.Minute, func(ctx context.Context) (bool, error) {
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	}); err != nil {
-		return nil, fmt.Errorf("API server never ready (logs in %s): %w", dir, err)
+		return nil, nil, fmt.Errorf("API server never ready (logs in %s): %w", dir, err)
 	}
 	hctx, hcancel := context.WithCancel(ctx)
-	defer hcancel()
+	undo = append(undo, hcancel)
 	nodes, err := hollow.Start(hctx, hollow.Config{Client: rc, Prefix: "nodefail", Count: o.nodes,
 		Gossip: &hollow.Gossip{KeyringFile: keyring, Join: joins}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() { hcancel(); _ = nodes.Wait() })
+	return &nodefailCluster{cs: cs, names: nodes.Names(), image: "registry.invalid/pause:1",
+		kill: nodes.Kill, revive: nodes.Revive}, cleanup, nil
+}
+
+// labNodefail brings a lab up (3 servers, o.nodes real agents on the
+// lab's containerd, default timings); a kill is kill -9 of a node's
+// agent (its containers live on, as on a real node whose kubelet died)
+// and a revival starts the agent again. cleanup is lab down.
+func labNodefail(ctx context.Context, exe, dir string, o nodefailOptions, logger *slog.Logger) (*nodefailCluster, func(), error) {
+	if os.Geteuid() != 0 {
+		return nil, nil, errors.New("--lab needs root (network namespaces)")
+	}
+	ldir := filepath.Join(dir, "lab")
+	l, err := lab.Up(ctx, lab.Config{Dir: ldir, Servers: 3, Nodes: o.nodes, Barge: exe, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		if err := lab.Down(ldir); err != nil {
+			logger.Warn("lab down", "err", err)
+		}
+	}
+	cs, err := l.Kube()
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	var names []string
+	for _, h := range l.Hosts {
+		if h.Role == lab.RoleNode {
+			names = append(names, h.Name)
+		}
+	}
+	return &nodefailCluster{cs: cs, names: names,
+		image: l.Registry + "/" + lab.BusyboxImage, command: []string{"sleep", "3600"},
+		kill:   l.Kill,
+		revive: func(_ context.Context, name string) error { return l.Start(name) },
+	}, cleanup, nil
+}
+
+// nodefailCluster is what the kill loop needs of the cluster under test.
+type nodefailCluster struct {
+	cs      kubernetes.Interface
+	names   []string
+	image   string
+	command []string
+	kill    func(name string) error
+	revive  func(ctx context.Context, name string) error
+}
+
+func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slog.Logger) (*NodefailResult, error) {
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "barge-bench-nodefail")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	setup := hollowNodefail
+	if o.lab {
+		setup = labNodefail
+	}
+	c, cleanup, err := setup(ctx, exe, dir, o, logger)
+	if err != nil {
 		return nil, err
 	}
-	defer func() { hcancel(); _ = nodes.Wait() }()
-	names := nodes.Names()
+	defer cleanup()
+	cs, names := c.cs, c.names
 	allReady := func(ctx context.Context) (bool, error) {
 		for _, n := range names {
 			node, err := cs.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
@@ -231,7 +312,8 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "nodefail"}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To(int32(o.replicas)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/pause:1"}}}}}}
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
+			Containers:                    []corev1.Container{{Name: "c", Image: c.image, Command: c.command}}}}}}
 	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
@@ -279,7 +361,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 			}
 		}
 		t0 := time.Now()
-		if err := nodes.Kill(victim); err != nil {
+		if err := c.kill(victim); err != nil {
 			return nil, err
 		}
 		var notReady, tainted, evicted, moved time.Duration
@@ -326,7 +408,7 @@ func runNodefail(ctx context.Context, exe string, o nodefailOptions, logger *slo
 		res.Evicted = append(res.Evicted, evicted)
 		logger.Info("node killed", "kill", k+1, "node", victim, "notReady", notReady.Round(time.Millisecond),
 			"tainted", tainted.Round(time.Millisecond), "evicted", evicted.Round(time.Millisecond), "moved", moved.Round(time.Millisecond))
-		if err := nodes.Revive(ctx, victim); err != nil {
+		if err := c.revive(ctx, victim); err != nil {
 			return nil, err
 		}
 		// Deployment pods piled onto the others; scale down and up again
