@@ -37,7 +37,7 @@ type startArg struct {
 // proxyHandlers start the proxy inside the node's namespace, as the
 // agent does.
 func proxyHandlers() map[string]netnstest.Handler {
-	return map[string]netnstest.Handler{
+	hs := map[string]netnstest.Handler{
 		"wait-endpoint": waitHandler,
 		"proxy": func(ctx context.Context, log *slog.Logger, raw json.RawMessage) (any, error) {
 			var a startArg
@@ -57,6 +57,10 @@ func proxyHandlers() map[string]netnstest.Handler {
 			return nil, nil
 		},
 	}
+	for k, v := range monitorHandlers() {
+		hs[k] = v
+	}
+	return hs
 }
 
 // env is one node (h1) running the proxy, three pods on it, a client

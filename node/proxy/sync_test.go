@@ -1,8 +1,10 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,11 +13,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/barge-dev/barge/node/proxy"
 	"github.com/barge-dev/barge/node/svctest"
+	"github.com/barge-dev/barge/overlay/netnstest"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -89,7 +93,7 @@ func TestSyncLatency(t *testing.T) {
 	e := newEnv(t)
 	port := v1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(podPort), Protocol: v1.ProtocolTCP}
 	made := 0
-	for _, n := range []int{100, 1000, 5000} {
+	for stage, n := range []int{100, 1000, 5000} {
 		// Create Services made..n-1, each with one endpoint.
 		var wg sync.WaitGroup
 		errc := make(chan error, n)
@@ -135,18 +139,24 @@ func TestSyncLatency(t *testing.T) {
 			return nil
 		})
 
+		e.node.Agent.MustCall("restart-monitor", nil, nil)
 		const rounds = 40
 		var lat []time.Duration
-		for r := 1; r <= rounds; r++ {
-			i := (r * 7919) % n
+		for k := 1; k <= rounds; k++ {
+			// r numbers rounds across the sizes, so that no round writes
+			// the address an earlier one did: such an update changes
+			// nothing, and its "sync" takes no time at all.
+			r := stage*rounds + k
+			i := (k * 7919) % n
 			name := fmt.Sprintf("s%d", i)
 			ip := benchIP(i, r)
 			sl := svctest.EndpointSlice("default", name, name+"-1", port, svctest.Endpoint{IP: ip, Node: "h1"})
+			e.node.Agent.MustCall("watch-endpoint", waitArg{Chain: "default/" + name + "/tcp/http", IP: ip.String()}, nil)
 			start := time.Now()
 			if err := svctest.Apply(ctx(t), e.c, sl); err != nil {
 				t.Fatal(err)
 			}
-			e.node.Agent.MustCall("wait-endpoint", waitArg{Chain: "default/" + name + "/tcp/http", IP: ip.String()}, nil)
+			e.node.Agent.MustCall("await-endpoint", nil, nil)
 			lat = append(lat, time.Since(start))
 		}
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -157,8 +167,161 @@ func TestSyncLatency(t *testing.T) {
 }
 
 // benchIP is a distinct made-up endpoint address for Service i, round r
-// (never dialled).
+// (0 to 120; never dialled): 10.100.0.0–10.220.255.255, clear of the
+// Service and pod ranges.
 func benchIP(i, r int) netip.Addr {
 	i++
-	return netip.AddrFrom4([4]byte{10, byte(200 + r), byte(i >> 8), byte(i)})
+	return netip.AddrFrom4([4]byte{10, byte(100 + r), byte(i >> 8), byte(i)})
+}
+
+// ruleMonitor follows `nft monitor` inside the node, so the sync bench
+// sees a rule the moment its transaction commits instead of polling the
+// ruleset: at 5,000 Services one `nft list chain` costs the whole
+// table's cache and polled every millisecond it took a core from the
+// proxier it was timing.
+type ruleMonitor struct {
+	startMu sync.Mutex    // one start at a time
+	cmd     *exec.Cmd     // the running monitor
+	done    chan struct{} // closed when it exits
+
+	mu     sync.Mutex
+	target waitArg
+	found  chan struct{}
+	seen   []string // the target chain's lines, for the error
+}
+
+// probeTable is what the monitor's readiness probe adds and deletes.
+const probeTable = "barge-monitor-probe"
+
+// ensure starts a fresh `nft monitor` and returns once it reports
+// events: a probe table is added and deleted until the monitor prints
+// it. The bench starts one per table size, after the Services are made,
+// because a monitor that lived through the creation of thousands of
+// Services is minutes behind (nft decodes and prints every rule) or has
+// lost events to a full netlink socket.
+func (m *ruleMonitor) ensure(ctx context.Context) error {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	if m.cmd != nil {
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+	cmd := exec.Command("nft", "monitor")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("nft monitor: %w", err)
+	}
+	done, probed := make(chan struct{}), make(chan struct{})
+	m.cmd, m.done = cmd, done
+	go func() {
+		m.read(bufio.NewReaderSize(out, 1<<20), probed)
+		_ = cmd.Wait()
+		close(done)
+	}()
+	for {
+		if out, err := exec.CommandContext(ctx, "nft", "add table ip "+probeTable+"; delete table ip "+probeTable).CombinedOutput(); err != nil {
+			return fmt.Errorf("nft probe: %w: %s", err, out)
+		}
+		select {
+		case <-probed:
+			return nil
+		case <-done:
+			return errors.New("nft monitor exited before its probe")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (m *ruleMonitor) read(r *bufio.Reader, probed chan struct{}) {
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if probed != nil && strings.Contains(line, "add table ip "+probeTable) {
+			close(probed)
+			probed = nil
+		}
+		m.mu.Lock()
+		t, found := m.target, m.found
+		if found != nil && strings.Contains(line, t.Chain) && len(m.seen) < 20 {
+			m.seen = append(m.seen, line[:min(len(line), 300)])
+		}
+		if found != nil && strings.HasPrefix(line, "add rule ip "+proxy.Table+" service-") &&
+			strings.Contains(line, "-"+t.Chain+" ") && mentionsEndpoint(line, t.IP) {
+			close(found)
+			m.found = nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+// watch sets what await waits for; events from now on count.
+func (m *ruleMonitor) watch(ctx context.Context, a waitArg) (chan struct{}, error) {
+	m.startMu.Lock()
+	running := m.cmd != nil
+	m.startMu.Unlock()
+	if !running {
+		if err := m.ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.target = a
+	m.found = make(chan struct{})
+	m.seen = nil
+	return m.found, nil
+}
+
+// monitorHandlers are "restart-monitor" (a fresh nft monitor),
+// "watch-endpoint" (start watching for the Service chain's rule that
+// sends to IP) and "await-endpoint" (wait for it).
+func monitorHandlers() map[string]netnstest.Handler {
+	m := &ruleMonitor{}
+	var found chan struct{}
+	var mu sync.Mutex
+	return map[string]netnstest.Handler{
+		"restart-monitor": func(ctx context.Context, _ *slog.Logger, _ json.RawMessage) (any, error) {
+			return nil, m.ensure(ctx)
+		},
+		"watch-endpoint": func(ctx context.Context, _ *slog.Logger, raw json.RawMessage) (any, error) {
+			var a waitArg
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, err
+			}
+			f, err := m.watch(ctx, a)
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			found = f
+			mu.Unlock()
+			return nil, nil
+		},
+		"await-endpoint": func(ctx context.Context, _ *slog.Logger, _ json.RawMessage) (any, error) {
+			mu.Lock()
+			f := found
+			mu.Unlock()
+			if f == nil {
+				return nil, fmt.Errorf("await-endpoint before watch-endpoint")
+			}
+			select {
+			case <-f:
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Minute):
+				m.mu.Lock()
+				defer m.mu.Unlock()
+				return nil, fmt.Errorf("no rule for %s in a minute; its lines: %q", m.target.Chain, m.seen)
+			}
+		},
+	}
 }
