@@ -70,6 +70,9 @@ bench: build
 	$(GO) test -run '^$$' -bench 'FSMApply|Put16Clients' -benchtime 2s ./raftstore/
 	# Service proxy: EndpointSlice change → rule in place at 100/1,000/5,000 Services (root).
 	BARGE_PROXY_SYNC_BENCH=1 $(GO) test -count=1 -run '^TestSyncLatency$$' -v ./node/proxy/
+	# Service connections and cluster DNS from a pod (root): new connections/s through a ClusterIP beside the pod IP; DNS queries/s and p99.
+	BARGE_PROXY_CONN_BENCH=1 $(GO) test -count=1 -run '^TestConnRate$$' -v ./node/proxy/
+	BARGE_DNS_BENCH=1 $(GO) test -count=1 -run '^TestDNSRate$$' -v ./node/dns/
 	# Pod startup: create → Running of 100 pods on 3 agents, image present and pulled; agent RSS/CPU with 50 idle pods (root); docs/bench/pods.json.
 	BARGE_POD_STARTUP_BENCH=1 $(GO) test -count=1 -run '^TestPodStartupBench$$' -v ./node/agent/
 	@mkdir -p docs/bench

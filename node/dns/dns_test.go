@@ -36,6 +36,7 @@ var clusterDNS = netip.MustParseAddr("10.96.0.10")
 
 func dnsHandlers() map[string]netnstest.Handler {
 	return map[string]netnstest.Handler{
+		"static-dns": staticHandler,
 		"dns": func(ctx context.Context, log *slog.Logger, raw json.RawMessage) (any, error) {
 			var a startArg
 			if err := json.Unmarshal(raw, &a); err != nil {

@@ -95,34 +95,16 @@ func TestSyncLatency(t *testing.T) {
 	made := 0
 	for stage, n := range []int{100, 1000, 5000} {
 		// Create Services made..n-1, each with one endpoint.
-		var wg sync.WaitGroup
-		errc := make(chan error, n)
-		work := make(chan int)
-		for range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					name := fmt.Sprintf("s%d", i)
-					s := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: v1.ServiceSpec{Ports: []v1.ServicePort{port}}}
-					if _, err := e.c.CoreV1().Services("default").Create(ctx(t), s, metav1.CreateOptions{}); err != nil {
-						errc <- err
-						continue
-					}
-					sl := svctest.EndpointSlice("default", name, name+"-1", port, svctest.Endpoint{IP: benchIP(i, 0), Node: "h1"})
-					if err := svctest.Apply(ctx(t), e.c, sl); err != nil {
-						errc <- err
-					}
-				}
-			}()
-		}
-		for i := made; i < n; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		close(errc)
-		for err := range errc {
+		err := svctest.ForEach(made, n, 16, func(i int) error {
+			name := fmt.Sprintf("s%d", i)
+			s := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: v1.ServiceSpec{Ports: []v1.ServicePort{port}}}
+			if _, err := e.c.CoreV1().Services("default").Create(ctx(t), s, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+			sl := svctest.EndpointSlice("default", name, name+"-1", port, svctest.Endpoint{IP: benchIP(i, 0), Node: "h1"})
+			return svctest.Apply(ctx(t), e.c, sl)
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		made = n
