@@ -9,6 +9,8 @@ DEB_DEPS  := etcdctl:etcd-client etcd:etcd-server nft:nftables ip:iproute2 \
 	containerd:containerd runc:runc docker-registry:docker-registry busybox:busybox-static
 # make bench also drives iperf3 (bench net) and ethtool (its no-offload row).
 BENCH_DEB_DEPS := iperf3:iperf3 ethtool:ethtool
+# make conformance puts Debian's dig, nc and curl into its agnhost image.
+CONFORMANCE_DEB_DEPS := dig:bind9-dnsutils nc.openbsd:netcat-openbsd curl:curl
 DEPS ?= $(DEB_DEPS)
 TEST_TIMEOUT ?= 18m
 
@@ -105,9 +107,11 @@ chaos: build deps
 # k8s.io/kubernetes (go test -c, unchanged), run by the ginkgo CLI of the
 # pinned version against a lab; counts land in docs/conformance.md.
 # CONFORMANCE_FOCUS / _SKIP / _PROCS / _NODES narrow or widen the run.
-conformance: build deps
+conformance: build
+	@$(MAKE) --no-print-directory deps DEPS="$(DEB_DEPS) $(CONFORMANCE_DEB_DEPS)"
 	$(GO) build -o bin/ginkgo github.com/onsi/ginkgo/v2/ginkgo
 	$(GO) test -c -o bin/e2e.test k8s.io/kubernetes/test/e2e
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o bin/agnhost k8s.io/kubernetes/test/images/agnhost
 	@sh chaos/conformance/run.sh
 
 clean:

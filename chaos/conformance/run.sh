@@ -39,6 +39,7 @@ case "$KIND" in
 agent)
 	echo "== lab: 3 servers and $NODES nodes in $LAB"
 	"$BARGE" lab up --servers 3 --nodes "$NODES" --dir "$LAB"
+	sh chaos/conformance/images.sh "$LAB"
 	;;
 hollow)
 	echo "== lab: 3 servers in $LAB"
