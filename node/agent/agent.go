@@ -250,6 +250,9 @@ func Run(ctx context.Context, cfg Config) error {
 	rcfg := cfg.Runtime
 	rcfg.Logger = a.log
 	rcfg.OnExit = a.wakeUID
+	if rcfg.NodeIP, err = netip.ParseAddr(cfg.NodeIP); err != nil {
+		return fmt.Errorf("agent: node IP %q: %w", cfg.NodeIP, err)
+	}
 	rt, err := runtime.New(ctx, rcfg)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

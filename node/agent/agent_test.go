@@ -28,6 +28,7 @@ import (
 	"github.com/barge-dev/barge/node/containerdtest"
 	"github.com/barge-dev/barge/node/image"
 	"github.com/barge-dev/barge/node/runtime"
+	"github.com/barge-dev/barge/overlay/netnstest"
 	"github.com/barge-dev/barge/overlay/podnet"
 	"github.com/barge-dev/barge/raftstore/loopport"
 	"github.com/barge-dev/barge/raftstore/pki"
@@ -116,6 +117,12 @@ func (h *harness) startNode(t *testing.T, name string, opts ...func(*agent.Confi
 		t.Fatal(err)
 	}
 	h.t.Cleanup(func() { _ = podnet.DeleteNetns(hostNS) })
+	// A real node's loopback is up; hostNetwork pods and hostPorts on
+	// 127.0.0.1 use it.
+	nh := netnstest.Handle(t, hostNS)
+	if lo, err := nh.LinkByName("lo"); err != nil || nh.LinkSetUp(lo) != nil {
+		t.Fatalf("loopback up in %s: %v", hostNS, err)
+	}
 	// The node's real kubelet API (node/kubeletapi) on a port of its own:
 	// the agents of this test share the loopback address.
 	ca, err := pki.LoadCA(h.api.Store.CertsDir)

@@ -369,7 +369,7 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 	id, err := w.a.rt.StartContainer(ctx, runtime.ContainerConfig{
 		Pod: pod, Container: c, Kind: kind, RestartCount: restartCount, Sandbox: w.sandbox, Image: img,
 		Command: expand(c.Command), Args: expand(c.Args), Env: env, Mounts: mounts,
-		Hostname: podHostname(pod), TerminationMessage: termPath,
+		Hostname: w.hostname(pod), TerminationMessage: termPath,
 	})
 	if err != nil {
 		w.a.log.Info("container failed to start", append(w.logf(pod), "container", c.Name, "err", err)...)
@@ -531,6 +531,15 @@ func allContainers(pod *corev1.Pod) []*corev1.Container {
 		out = append(out, &pod.Spec.Containers[i])
 	}
 	return out
+}
+
+// hostname is the container's host name: a hostNetwork pod shares the
+// node's, as under the kubelet.
+func (w *worker) hostname(pod *corev1.Pod) string {
+	if pod.Spec.HostNetwork {
+		return w.a.cfg.NodeName
+	}
+	return podHostname(pod)
 }
 
 func podHostname(pod *corev1.Pod) string {

@@ -19,6 +19,6 @@
 // the CRI log format, to <state-dir>/pods/<ns>_<pod>_<uid>/<container>/
 // <restartCount>.log, and to whoever is attached (Attach).
 //
-// It imports overlay/podnet, node/image, containerd's client and k8s.io
+// It imports overlay/podnet, node/image, node/hostport, containerd's client and k8s.io
 // API types; nothing of the control plane.
 package runtime

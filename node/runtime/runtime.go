@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/barge-dev/barge/node/hostport"
 	"github.com/barge-dev/barge/overlay/podnet"
 )
 
@@ -65,6 +66,8 @@ type Config struct {
 	// (the bridge and the host ends of the veths live there); "" is the
 	// agent's own. Tests run nodes side by side this way.
 	HostNetns string
+	// NodeIP is the node's address: the pod IP of hostNetwork pods.
+	NodeIP netip.Addr
 	// OnExit is told the pod UID of every container that exits, so the
 	// agent resyncs the pod at once.
 	OnExit func(podUID string)
@@ -82,6 +85,7 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	net     *podnet.Network
+	ports   *hostport.Map       // pods' hostPorts, with net
 	streams map[string]*streams // container ID → its IO, while it runs
 	waiting map[string]bool     // container IDs with a waiter
 
@@ -157,7 +161,16 @@ func (r *Runtime) SetupNetwork(ctx context.Context, podCIDR netip.Prefix, mtu in
 	if err != nil {
 		return fmt.Errorf("runtime: pod network: %w", err)
 	}
-	r.net = n
+	var ports *hostport.Map
+	err = inNetns(r.cfg.HostNetns, func() error {
+		var err error
+		ports, err = hostport.New(hostport.Config{Bridge: podnet.DefaultBridge})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("runtime: host ports: %w", err)
+	}
+	r.net, r.ports = n, ports
 	return nil
 }
 

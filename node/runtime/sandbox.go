@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/barge-dev/barge/node/hostport"
 	"github.com/barge-dev/barge/overlay/podnet"
 )
 
@@ -24,6 +26,8 @@ type Sandbox struct {
 	ID    string
 	Netns string
 	IP    netip.Addr
+	// HostNetwork: Netns is the node's own.
+	HostNetwork bool
 }
 
 func shortHash(parts ...string) string {
@@ -35,22 +39,50 @@ func shortHash(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// idPart makes s (a pod or container name) fit containerd's identifier
+// grammar, ^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$, in at most n bytes.
+// Kubernetes names may hold runs of separators ("a--b") and a cut may
+// end in one; both are invalid to containerd, so runs collapse to their
+// first separator and a trailing one goes. A name that was valid and
+// short stays as it was, so IDs made before are still found.
+func idPart(s string, n int) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '-':
+			if len(b) == 0 || isSep(b[len(b)-1]) {
+				continue
+			}
+		default:
+			continue
+		}
+		b = append(b, c)
 	}
-	return s
+	if len(b) > n {
+		b = b[:n]
+	}
+	for len(b) > 0 && isSep(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return "x"
+	}
+	return string(b)
 }
+
+func isSep(c byte) bool { return c == '.' || c == '_' || c == '-' }
 
 // SandboxID is the containerd ID of a pod's sandbox: derived from the
 // UID, so a restarted agent finds it.
 func SandboxID(pod *corev1.Pod) string {
-	return "sb-" + truncate(pod.Name, 40) + "-" + shortHash(string(pod.UID))
+	return "sb-" + idPart(pod.Name, 40) + "-" + shortHash(string(pod.UID))
 }
 
 // ContainerID is the containerd ID of one run of a container.
 func ContainerID(pod *corev1.Pod, container string, restartCount int) string {
-	return fmt.Sprintf("%s-%s-%d", truncate(container, 40), shortHash(string(pod.UID)), restartCount)
+	return fmt.Sprintf("%s-%s-%d", idPart(container, 40), shortHash(string(pod.UID)), restartCount)
 }
 
 func podLabels(pod *corev1.Pod) map[string]string {
@@ -66,6 +98,9 @@ func podLabels(pod *corev1.Pod) map[string]string {
 // It is idempotent: a restarted agent gets the same namespace and address.
 func (r *Runtime) EnsureSandbox(ctx context.Context, pod *corev1.Pod) (*Sandbox, error) {
 	ctx = r.ctx(ctx)
+	if pod.Spec.HostNetwork {
+		return r.ensureHostSandbox(ctx, pod)
+	}
 	n, err := r.network()
 	if err != nil {
 		return nil, err
@@ -88,20 +123,64 @@ func (r *Runtime) EnsureSandbox(ctx context.Context, pod *corev1.Pod) (*Sandbox,
 		return nil, fmt.Errorf("runtime: sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	sb := &Sandbox{ID: id, Netns: path, IP: pn.IP.Addr()}
+	if err := r.mapHostPorts(ctx, pod, sb.IP); err != nil {
+		return nil, fmt.Errorf("runtime: sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := r.recordSandbox(ctx, pod, sb); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// ensureHostSandbox is the sandbox of a hostNetwork pod: its containers
+// join the node's own network namespace (Config.HostNetns, or the
+// agent's: runc opens the path from the shim, which may live elsewhere,
+// so it names the agent's process rather than "self"), and its address
+// is the node's. Its ports are the node's, so no hostPort is mapped.
+func (r *Runtime) ensureHostSandbox(ctx context.Context, pod *corev1.Pod) (*Sandbox, error) {
+	if !r.cfg.NodeIP.IsValid() {
+		return nil, fmt.Errorf("runtime: hostNetwork pod %s/%s: the runtime has no node IP", pod.Namespace, pod.Name)
+	}
+	path := r.cfg.HostNetns
+	if path == "" {
+		path = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+	}
+	sb := &Sandbox{ID: SandboxID(pod), Netns: path, IP: r.cfg.NodeIP, HostNetwork: true}
+	if err := r.recordSandbox(ctx, pod, sb); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// recordSandbox keeps the sandbox in containerd, where a restarted agent
+// and the orphan sweep find it.
+func (r *Runtime) recordSandbox(ctx context.Context, pod *corev1.Pod, sb *Sandbox) error {
+	id := sb.ID
 	labels := podLabels(pod)
 	labels[LabelKind] = KindSandbox
-	labels[LabelNetns] = path
+	labels[LabelNetns] = sb.Netns
 	labels[labelPodIP] = sb.IP.String()
-	if _, err := r.client.LoadContainer(ctx, id); errdefs.IsNotFound(err) {
+	c, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
 		_, err = r.client.NewContainer(ctx, id, containerd.WithContainerLabels(labels),
 			containerd.WithSpec(&specs.Spec{Version: specs.Version}))
 		if err != nil && !errdefs.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("runtime: record sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+			return fmt.Errorf("runtime: record sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
+		return nil
 	} else if err != nil {
-		return nil, fmt.Errorf("runtime: sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+		return fmt.Errorf("runtime: sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	return sb, nil
+	// A hostNetwork sandbox names the agent's process, which a restart
+	// changes; port-forward reads the path from here.
+	old, err := c.Labels(ctx)
+	if err == nil && old[LabelNetns] != sb.Netns {
+		_, err = c.SetLabels(ctx, map[string]string{LabelNetns: sb.Netns})
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
 }
 
 // isNetnsMount reports whether path is a pinned network namespace (and
@@ -121,6 +200,7 @@ func (r *Runtime) removeSandbox(ctx context.Context, id, uid string) error {
 	ctx = r.ctx(ctx)
 	var errs []error
 	if n, err := r.network(); err == nil {
+		errs = append(errs, inNetns(r.cfg.HostNetns, func() error { return r.ports.Remove(ctx, uid) }))
 		errs = append(errs, inNetns(r.cfg.HostNetns, func() error { return n.Detach(ctx, uid) }))
 	} else {
 		errs = append(errs, err)
@@ -142,4 +222,41 @@ func (r *Runtime) removeSandbox(ctx context.Context, id, uid string) error {
 		return fmt.Errorf("runtime: remove sandbox %s: %w", id, err)
 	}
 	return nil
+}
+
+// mapHostPorts opens the pod's hostPorts on the node, as the kubelet's
+// CNI portmap plugin does: every port of its containers that names one.
+func (r *Runtime) mapHostPorts(ctx context.Context, pod *corev1.Pod, ip netip.Addr) error {
+	ms, err := HostPorts(pod, ip)
+	if err != nil {
+		return err
+	}
+	return inNetns(r.cfg.HostNetns, func() error { return r.ports.Set(ctx, string(pod.UID), ms) })
+}
+
+// HostPorts lists the pod's hostPort mappings to ip.
+func HostPorts(pod *corev1.Pod, ip netip.Addr) ([]hostport.Mapping, error) {
+	var ms []hostport.Mapping
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			m := hostport.Mapping{HostPort: uint16(p.HostPort), PodIP: ip, PodPort: uint16(p.ContainerPort), Protocol: strings.ToLower(string(p.Protocol))}
+			if m.Protocol == "" {
+				m.Protocol = "tcp"
+			}
+			if p.HostIP != "" {
+				a, err := netip.ParseAddr(p.HostIP)
+				if err != nil {
+					return nil, fmt.Errorf("container %s port %d: hostIP %q: %w", c.Name, p.ContainerPort, p.HostIP, err)
+				}
+				if !a.IsUnspecified() {
+					m.HostIP = a
+				}
+			}
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
 }
