@@ -14,6 +14,8 @@
 //     does not;
 //   - overlay/egress: masquerade of pod traffic leaving the pod network,
 //     in one nftables table;
+//   - overlay/hostgw: routes to pod CIDRs through the nodes' underlay
+//     addresses, for hosts outside the pod network (barge servers);
 //   - overlay/netnstest: the test harness (hosts made of network
 //     namespaces, helper processes inside them).
 //

@@ -50,7 +50,8 @@
 // removes the containers' cgroups, and deletes the namespaces.
 //
 // Every server gossips on its address, port 7946 (`barge server
-// --gossip-addr`, joining the other servers), with a pool key made for
+// --gossip-addr`, joining the other servers, and --pod-routes, so its
+// API server reaches pods through the nodes), with a pool key made for
 // the lab (`barge gossip keygen --certs`); every agent gossips on its
 // node's address and joins the servers, and carries pod traffic over
 // Config.Overlay (vxlan by default, or ipip). Status reports each host's

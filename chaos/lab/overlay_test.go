@@ -149,6 +149,22 @@ func overlayLab(t *testing.T, mode string, mtu int) {
 		})
 	}
 	all("pods, and nodes, reach each other across nodes")
+	// The servers run no agent, yet reach every pod through the routes
+	// they keep from gossip (--pod-routes): what the API server's proxy
+	// and webhooks need.
+	for _, h := range l.Hosts {
+		if h.Role != lab.RoleServer {
+			continue
+		}
+		waitFor(t, "server "+h.Name+" reaches every pod", 30*time.Second, func() (bool, string) {
+			for _, p := range pods {
+				if _, err := netnstest.TCPExchange(hostNetns(&h), p.echo, []byte("from a server")); err != nil {
+					return false, fmt.Sprintf("%s → %s: %v", h.Name, p.name, err)
+				}
+			}
+			return true, ""
+		})
+	}
 
 	// A gossip member with another key is refused by the lab's pool.
 	refuseWrongKey(t, l)

@@ -42,8 +42,11 @@ func (l *Lab) serverArgs(h *Host) []string {
 	}
 	// Every server gossips, so node health sees agents die within
 	// seconds; each joins the others (none to join for a lone server).
+	// The servers share the underlay with the nodes, so they route to
+	// pods directly (--pod-routes): the API server's proxy and webhooks
+	// reach them.
 	if h.GossipAddr != "" {
-		args = append(args, "--gossip-addr", h.GossipAddr)
+		args = append(args, "--gossip-addr", h.GossipAddr, "--pod-routes")
 		if join := l.gossipServers(h.Name); len(join) > 0 {
 			args = append(args, "--gossip-join", strings.Join(join, ","))
 		}

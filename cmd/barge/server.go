@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ func newServerCmd() *cobra.Command {
 		gossipAdv      string
 		gossipJoin     []string
 		gossipProfile  string
+		podRoutes      bool
 		health         nodeHealthFlags
 		podNet         podNetFlags
 	)
@@ -166,8 +168,13 @@ bolt) and exits. Run it again if it was interrupted.`,
 					}
 				}()
 				cfg.RegisterServices = func(s *grpc.Server) { gossip.RegisterAdmin(s, pool) }
-			} else if len(gossipJoin) > 0 || gossipAdv != "" {
-				return errors.New("--gossip-join and --gossip-advertise need --gossip-addr")
+				if podRoutes {
+					rctx, stopRoutes := context.WithCancel(context.Background())
+					defer stopRoutes()
+					go syncPodRoutes(rctx, pool, logger.With("component", "pod-routes"))
+				}
+			} else if len(gossipJoin) > 0 || gossipAdv != "" || podRoutes {
+				return errors.New("--gossip-join, --gossip-advertise and --pod-routes need --gossip-addr")
 			}
 			var srv *raftstore.Server
 			var lead leader.Leadership
@@ -254,6 +261,7 @@ bolt) and exits. Run it again if it was interrupted.`,
 	f.StringVar(&gossipAdv, "gossip-advertise", "", "IP other members reach this one at (default the --gossip-addr IP)")
 	f.StringSliceVar(&gossipJoin, "gossip-join", nil, "gossip members to join, IP:PORT,... (other servers; retried until one answers)")
 	f.StringVar(&gossipProfile, "gossip-profile", gossip.ProfileBarge, "failure detector timing: barge, lan or local (see node/gossip)")
+	f.BoolVar(&podRoutes, "pod-routes", false, "route every node's pod CIDR through its underlay address as gossip reports them (flannel's host-gw), so the API server reaches pods (pods/proxy, webhooks, aggregated APIs) without running an agent here; needs --gossip-addr and a link shared with the nodes")
 	health.register(f)
 	podNet.register(f)
 	return cmd
