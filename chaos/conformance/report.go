@@ -105,7 +105,10 @@ type junitMessage struct {
 	Text    string `xml:",chardata"`
 }
 
-var sigPattern = regexp.MustCompile(`^\[(sig-[a-z0-9-]+)\]`)
+// sigPattern finds a spec's SIG: ginkgo 2 names a JUnit test case after
+// its node type first ("[It] [sig-node] Pods ..."), older reports did
+// not.
+var sigPattern = regexp.MustCompile(`^(?:\[[A-Za-z]+\] )?\[(sig-[a-z0-9-]+)\]`)
 
 // suiteNode matches ginkgo's own entries ([SynchronizedBeforeSuite],
 // [ReportAfterSuite] ...), which are not specs.
