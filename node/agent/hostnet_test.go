@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,16 @@ func testHostNetwork(t *testing.T, h *harness, n1 *node) {
 	out, code, err := n1.agent(t).Runtime().Exec(ctx, id, []string{"wget", "-qO-", "http://127.0.0.1:30090/index.html"}, 30*time.Second)
 	if err != nil || code != 0 || string(out) != "served-by-pod" {
 		t.Errorf("hostPort 30090 from the hostNetwork pod: exit %d, %v, output %q", code, err, out)
+	}
+	// /etc/hosts: the node's own for a hostNetwork pod, the kubelet's
+	// managed file (conformance knows it by its first line) for others.
+	nodeHosts, _ := os.ReadFile("/etc/hosts")
+	if out, code, err := n1.agent(t).Runtime().Exec(ctx, id, []string{"cat", "/etc/hosts"}, 30*time.Second); err != nil || code != 0 || string(out) != string(nodeHosts) {
+		t.Errorf("hostNetwork pod's /etc/hosts: exit %d, %v, %q; want the node's %q", code, err, out, nodeHosts)
+	}
+	webID := strings.TrimPrefix(web.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	if out, code, err := n1.agent(t).Runtime().Exec(ctx, webID, []string{"cat", "/etc/hosts"}, 30*time.Second); err != nil || code != 0 || !strings.HasPrefix(string(out), "# Kubernetes-managed hosts file.\n") {
+		t.Errorf("pod's /etc/hosts: exit %d, %v, %q; want the managed file", code, err, out)
 	}
 	// The pod gone, its hostPort is closed.
 	if err := h.admin.CoreV1().Pods(ns).Delete(ctx, web.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {

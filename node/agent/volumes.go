@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 	"k8s.io/utils/ptr"
 
 	"github.com/barge-dev/barge/node/runtime"
@@ -314,7 +316,8 @@ func (a *Agent) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1.P
 
 // containerMounts are the container's bind mounts: its volumeMounts, the
 // pod's resolv.conf, hosts and hostname, and its termination log.
-func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, restartCount int) ([]specs.Mount, string, error) {
+// env is the container's environment, which subPathExpr expands from.
+func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, restartCount int, env map[string]string) ([]specs.Mount, string, error) {
 	data := a.rt.PodDataDir(string(pod.UID))
 	var mounts []specs.Mount
 	bind := func(src, dst string, ro bool) {
@@ -338,11 +341,18 @@ func (a *Agent) containerMounts(pod *corev1.Pod, c *corev1.Container, restartCou
 		if v.HostPath != nil {
 			src = v.HostPath.Path
 		}
-		if vm.SubPath != "" {
-			if filepath.IsAbs(vm.SubPath) || strings.Contains(vm.SubPath, "..") {
-				return nil, "", fmt.Errorf("volumeMount %q: subPath %q must be a relative path without '..'", vm.Name, vm.SubPath)
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			var err error
+			if sub, err = expandSubPath(vm.SubPathExpr, env); err != nil {
+				return nil, "", fmt.Errorf("volumeMount %q: %w", vm.Name, err)
 			}
-			src = filepath.Join(src, vm.SubPath)
+		}
+		if sub != "" {
+			if filepath.IsAbs(sub) || strings.Contains(sub, "..") {
+				return nil, "", fmt.Errorf("volumeMount %q: subPath %q must be a relative path without '..'", vm.Name, sub)
+			}
+			src = filepath.Join(src, sub)
 			if _, err := os.Stat(src); os.IsNotExist(err) {
 				if err := os.MkdirAll(src, 0o777); err != nil {
 					return nil, "", err
@@ -384,8 +394,18 @@ func (a *Agent) writePodFiles(pod *corev1.Pod, sb *runtime.Sandbox) error {
 	}
 	host := podHostname(pod)
 	var hosts strings.Builder
-	hosts.WriteString("# Kubernetes-managed hosts file (barge).\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	if pod.Spec.Subdomain != "" {
+	// The kubelet's header, word for word: conformance tells a managed
+	// file by it. A hostNetwork pod gets the node's own file instead.
+	hosts.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	if pod.Spec.HostNetwork {
+		host = a.cfg.NodeName
+		hosts.Reset()
+		b, err := os.ReadFile("/etc/hosts")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("node /etc/hosts: %w", err)
+		}
+		hosts.Write(b)
+	} else if pod.Spec.Subdomain != "" {
 		fmt.Fprintf(&hosts, "%s\t%s.%s.%s.svc.%s\t%s\n", sb.IP, host, pod.Spec.Subdomain, pod.Namespace, a.cfg.ClusterDomain, host)
 	} else {
 		fmt.Fprintf(&hosts, "%s\t%s\n", sb.IP, host)
@@ -542,4 +562,23 @@ func (t *tokenCache) forget(uid types.UID) {
 			delete(t.tokens, k)
 		}
 	}
+}
+
+// expandSubPath expands a subPathExpr from the container's environment
+// as the kubelet does: a variable that is unset or empty is an error (the
+// container waits in CreateContainerConfigError until the pod changes),
+// never an empty path segment.
+func expandSubPath(expr string, env map[string]string) (string, error) {
+	var missing []string
+	out := expansion.Expand(expr, func(key string) string {
+		v := env[key]
+		if v == "" && !slices.Contains(missing, key) {
+			missing = append(missing, key)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("subPathExpr %q: missing value for %s", expr, strings.Join(missing, ", "))
+	}
+	return out, nil
 }

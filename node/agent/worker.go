@@ -346,16 +346,16 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		w.waiting[c.Name] = waitState{reason: reasonCreateConfigError, message: err.Error()}
 		return 2 * time.Second
 	}
-	mounts, termPath, err := w.a.containerMounts(pod, c, restartCount)
-	if err != nil {
-		w.waiting[c.Name] = waitState{reason: reasonCreateConfigError, message: err.Error()}
-		return 2 * time.Second
-	}
 	vars := map[string]string{}
 	for _, e := range env {
 		if k, v, ok := strings.Cut(e, "="); ok {
 			vars[k] = v
 		}
+	}
+	mounts, termPath, err := w.a.containerMounts(pod, c, restartCount, vars)
+	if err != nil {
+		w.waiting[c.Name] = waitState{reason: reasonCreateConfigError, message: err.Error()}
+		return 2 * time.Second
 	}
 	mapping := expansion.MappingFuncFor(vars)
 	expand := func(in []string) []string {
