@@ -55,15 +55,15 @@ func (p *prober) isStarted() bool {
 func (w *worker) syncProbes(ctx context.Context, pod *corev1.Pod, rs *runs) {
 	running := map[string]bool{}
 	for _, r := range rs.latest {
-		if !r.Running || r.Kind != runtime.KindContainer {
+		if !r.Running {
+			continue
+		}
+		c := findContainer(pod, r.Name)
+		if c == nil || (r.Kind != runtime.KindContainer && !isSidecar(c)) {
 			continue
 		}
 		running[r.ID] = true
 		if w.probes[r.ID] != nil {
-			continue
-		}
-		c := findContainer(pod, r.Name)
-		if c == nil {
 			continue
 		}
 		pctx, cancel := context.WithCancel(ctx)

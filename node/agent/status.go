@@ -85,7 +85,15 @@ func (w *worker) buildStatus(pod *corev1.Pod, rs *runs, terminating bool) corev1
 	}
 	initialized := true
 	initFailed := false
-	for _, cs := range st.InitContainerStatuses {
+	for i, cs := range st.InitContainerStatuses {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			// A sidecar has done its part of initialisation once it has
+			// started, or once the pod's containers have run.
+			if (cs.Started == nil || !*cs.Started) && !rs.mainStarted() {
+				initialized = false
+			}
+			continue
+		}
 		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
 			initialized = false
 			if t := cs.State.Terminated; t != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {

@@ -196,6 +196,9 @@ func (w *worker) sync(ctx context.Context, pod *corev1.Pod, gone bool) (time.Dur
 	if podutil.IsPodPhaseTerminal(pod.Status.Phase) {
 		w.stopProbes(nil)
 		w.killPod(ctx, pod, gracePeriod(pod))
+		// What was still running (a sidecar) shows as stopped in the
+		// final status; the phase stays as it was.
+		w.reportStatus(ctx, pod, false)
 		return resyncInterval, false
 	}
 	return w.syncPod(ctx, pod), false
@@ -275,6 +278,30 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod) time.Duration {
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		l := rs.latest[c.Name]
+		if isSidecar(c) {
+			// A sidecar (restartPolicy Always) starts in its turn, lets
+			// the next start once it has started (its startup probe
+			// passed), and is restarted whenever it exits, holding
+			// nothing up once the pod's containers have run.
+			switch {
+			case l == nil:
+				sooner(w.start(ctx, pod, c, runtime.KindInit, 0))
+				initDone = false
+			case l.Running:
+				if p := w.probes[l.ID]; p == nil || !p.isStarted() {
+					initDone = false
+				}
+			case pod.Spec.RestartPolicy != corev1.RestartPolicyAlways && mainDone(pod, rs):
+				// Stopped because the pod's work is done: it stays so.
+			default:
+				sooner(w.restart(ctx, pod, c, runtime.KindInit, l))
+				initDone = initDone && rs.mainStarted()
+			}
+			if !initDone {
+				break
+			}
+			continue
+		}
 		if l != nil && !l.Running && l.Exited() && l.ExitCode == 0 {
 			continue
 		}
@@ -309,6 +336,9 @@ func (w *worker) syncPod(ctx context.Context, pod *corev1.Pod) time.Duration {
 				sooner(w.restart(ctx, pod, c, runtime.KindContainer, l))
 			}
 		}
+	}
+	if initDone && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+		w.stopSidecarsWhenDone(ctx, pod, rs)
 	}
 	if rs, err = w.listRuns(ctx); err == nil {
 		w.syncProbes(ctx, pod, rs)
@@ -511,6 +541,50 @@ func (a *Agent) teardown(ctx context.Context, pod *corev1.Pod, grace time.Durati
 		return err
 	}
 	return a.rt.RemovePodLogs(pod.Namespace, pod.Name, string(pod.UID))
+}
+
+// isSidecar reports whether an init container is a sidecar: one with
+// restartPolicy Always, which runs beside the pod's containers.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// stopSidecarsWhenDone stops a pod's sidecars once every one of its
+// containers has exited for good, as the kubelet does, so a Job's pod
+// with a sidecar completes.
+func (w *worker) stopSidecarsWhenDone(ctx context.Context, pod *corev1.Pod, rs *runs) {
+	if !mainDone(pod, rs) {
+		return
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if l := rs.latest[c.Name]; isSidecar(c) && l != nil && l.Running {
+			w.stopContainer(ctx, pod, c, l.ID, gracePeriod(pod))
+		}
+	}
+}
+
+// mainDone reports whether every one of the pod's containers has exited
+// and will not be restarted.
+func mainDone(pod *corev1.Pod, rs *runs) bool {
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		l := rs.latest[c.Name]
+		if l == nil || l.Running || podutil.ContainerShouldRestart(*c, pod.Spec, l.ExitCode) {
+			return false
+		}
+	}
+	return true
+}
+
+// mainStarted reports whether any of the pod's containers has run.
+func (r *runs) mainStarted() bool {
+	for _, l := range r.latest {
+		if l.Kind == runtime.KindContainer {
+			return true
+		}
+	}
+	return false
 }
 
 func findContainer(pod *corev1.Pod, name string) *corev1.Container {
