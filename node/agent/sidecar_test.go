@@ -31,7 +31,7 @@ func testSidecar(t *testing.T, h *harness) {
 		{Name: "after", Image: h.busybox, Command: []string{"sh", "-c", "test \"$(wget -qO- http://127.0.0.1:8081/index.html)\" = side-up"}},
 	}
 	p = h.createPod(t, ns, p)
-	p = h.waitPod(t, ns, p.Name, "Running with its sidecar", func(p *corev1.Pod) bool {
+	h.waitPod(t, ns, p.Name, "Running with its sidecar", func(p *corev1.Pod) bool {
 		if !running(p) || len(p.Status.InitContainerStatuses) != 2 {
 			return false
 		}
