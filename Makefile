@@ -112,6 +112,7 @@ conformance: build
 	$(GO) build -o bin/ginkgo github.com/onsi/ginkgo/v2/ginkgo
 	$(GO) test -c -o bin/e2e.test k8s.io/kubernetes/test/e2e
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o bin/agnhost k8s.io/kubernetes/test/images/agnhost
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o bin/nnp k8s.io/kubernetes/test/images/nonewprivs
 	install -m 0644 "$$($(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes)"/test/images/agnhost/porter/localhost.crt \
 	   "$$($(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes)"/test/images/agnhost/porter/localhost.key bin/
 	@sh chaos/conformance/run.sh

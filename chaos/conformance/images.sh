@@ -17,7 +17,7 @@ HERE=chaos/conformance/images
 
 # SOURCE REPOSITORY:TAG... : one build, pushed under every name. The tags
 # are those of k8s.io/kubernetes/test/utils/image/manifest.go at the
-# pinned version; nginx and busybox are barge's own recipes.
+# pinned version; nginx is barge's own recipe.
 push() {
 	src=$1
 	shift
@@ -31,7 +31,8 @@ echo "== e2e images into $REG (served as registry.k8s.io)"
 # here already has glibc's getent and dig.
 push "$HERE/agnhost.yaml" e2e-test-images/agnhost:2.66.1 e2e-test-images/agnhost:2.55 \
 	e2e-test-images/glibc-dns-testing:2.1.1
-push busybox e2e-test-images/busybox:1.37.0-2
+push "$HERE/busybox.yaml" e2e-test-images/busybox:1.37.0-2
 push nginx e2e-test-images/nginx:1.27.0-2 e2e-test-images/nginx:1.28.0-2
 push "$HERE/pause.yaml" pause:3.10.2
+push "$HERE/nonewprivs.yaml" e2e-test-images/nonewprivs:1.4
 "$BARGE" image trust "$REG" --mirror registry.k8s.io --hosts-dir "$LAB/containerd/hosts" --certs "$CERTS" >/dev/null

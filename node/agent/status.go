@@ -81,7 +81,12 @@ func (w *worker) buildStatus(pod *corev1.Pod, rs *runs, terminating bool) corev1
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		st.InitContainerStatuses = append(st.InitContainerStatuses, w.containerStatus(pod, c, rs, reasonPodInitializing))
+		cs := w.containerStatus(pod, c, rs, reasonPodInitializing)
+		// The kubelet reports an init container that completed as Ready.
+		if t := cs.State.Terminated; t != nil && t.ExitCode == 0 && !isSidecar(c) {
+			cs.Ready = true
+		}
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
 	initialized := true
 	initFailed := false
