@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/kubernetes/pkg/api/v1/resource"
 	"k8s.io/kubernetes/pkg/fieldpath"
 	"k8s.io/kubernetes/pkg/kubelet/envvars"
@@ -70,10 +69,11 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 				}
 				return nil, fmt.Errorf("configmap %q: %w", ef.ConfigMapRef.Name, err)
 			}
+			// Every key, as the kubelet does since relaxed environment
+			// variable names: "1-data-1" is a name too. Keys cannot hold
+			// '=', which would split the entry.
 			for _, k := range sortedKeys(cm.Data) {
-				if len(validation.IsEnvVarName(ef.Prefix+k)) == 0 {
-					set(ef.Prefix+k, cm.Data[k])
-				}
+				set(ef.Prefix+k, cm.Data[k])
 			}
 		case ef.SecretRef != nil:
 			s, err := getSecret(ef.SecretRef.Name)
@@ -89,9 +89,7 @@ func (a *Agent) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				if len(validation.IsEnvVarName(ef.Prefix+k)) == 0 {
-					set(ef.Prefix+k, string(s.Data[k]))
-				}
+				set(ef.Prefix+k, string(s.Data[k]))
 			}
 		}
 	}
