@@ -51,6 +51,7 @@ func TestAgent(t *testing.T) {
 	t.Run("Kubectl", func(t *testing.T) { t.Parallel(); testKubectl(t, h) })
 	t.Run("HostNetworkAndHostPort", func(t *testing.T) { t.Parallel(); testHostNetwork(t, h, n1) })
 	t.Run("Sidecar", func(t *testing.T) { t.Parallel(); testSidecar(t, h) })
+	t.Run("ActiveDeadline", func(t *testing.T) { t.Parallel(); testActiveDeadline(t, h) })
 }
 
 func testNodeStatus(t *testing.T, h *harness, n1 *node) {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -145,17 +147,33 @@ func (w *worker) buildStatus(pod *corev1.Pod, rs *runs, terminating bool) corev1
 			gatesOK = false
 		}
 	}
-	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
+	// The kubelet's messages name the containers holding a condition back.
+	var incomplete, unready []string
+	for i, cs := range st.InitContainerStatuses {
+		sidecar := isSidecar(&pod.Spec.InitContainers[i])
+		if (sidecar && (cs.Started == nil || !*cs.Started)) || (!sidecar && (cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0)) {
+			incomplete = append(incomplete, cs.Name)
+		}
+	}
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	listed := func(what string, names []string) string {
+		if len(names) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("containers with %s status: [%s]", what, strings.Join(names, " "))
+	}
+	cond := func(t corev1.PodConditionType, ok bool, reason, message string) corev1.PodCondition {
 		s := corev1.ConditionFalse
 		if ok {
-			s, reason = corev1.ConditionTrue, ""
+			s, reason, message = corev1.ConditionTrue, "", ""
 		}
-		c := corev1.PodCondition{Type: t, Status: s, Reason: reason, LastTransitionTime: metav1.NewTime(time.Now().Truncate(time.Second)), ObservedGeneration: pod.Generation}
+		c := corev1.PodCondition{Type: t, Status: s, Reason: reason, Message: message, LastTransitionTime: metav1.NewTime(time.Now().Truncate(time.Second)), ObservedGeneration: pod.Generation}
 		if _, prev := podutil.GetPodConditionFromList(old.Conditions, t); prev != nil && prev.Status == s {
 			c.LastTransitionTime = prev.LastTransitionTime
-			if prev.Reason == reason {
-				c.Message = prev.Message
-			}
 		}
 		return c
 	}
@@ -173,10 +191,10 @@ func (w *worker) buildStatus(pod *corev1.Pod, rs *runs, terminating bool) corev1
 	// Upstream's conditions in the kubelet's order; others (readiness
 	// gates, DisruptionTarget, PodScheduled) are kept as they are.
 	st.Conditions = append(st.Conditions,
-		cond(corev1.PodReadyToStartContainers, w.sandbox != nil && !terminal, ""),
-		cond(corev1.PodInitialized, initialized || (terminal && !initFailed && initReason == ""), initReason),
-		cond(corev1.ContainersReady, containersReady, readyReason),
-		cond(corev1.PodReady, ready, readyReason),
+		cond(corev1.PodReadyToStartContainers, w.sandbox != nil && !terminal, "", ""),
+		cond(corev1.PodInitialized, initialized || (terminal && !initFailed && initReason == ""), initReason, listed("incomplete", incomplete)),
+		cond(corev1.ContainersReady, containersReady, readyReason, listed("unready", unready)),
+		cond(corev1.PodReady, ready, readyReason, listed("unready", unready)),
 	)
 	for _, c := range old.Conditions {
 		switch c.Type {

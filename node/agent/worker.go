@@ -193,6 +193,14 @@ func (w *worker) sync(ctx context.Context, pod *corev1.Pod, gone bool) (time.Dur
 		}
 		return 2 * time.Second, false
 	}
+	if left, ok := deadlineLeft(pod); ok && left <= 0 {
+		// activeDeadlineSeconds passed: the kubelet kills the pod and
+		// fails it with DeadlineExceeded.
+		w.stopProbes(nil)
+		w.killPod(ctx, pod, gracePeriod(pod))
+		w.reportDeadlineExceeded(ctx, pod)
+		return resyncInterval, false
+	}
 	if podutil.IsPodPhaseTerminal(pod.Status.Phase) {
 		w.stopProbes(nil)
 		w.killPod(ctx, pod, gracePeriod(pod))
@@ -201,7 +209,39 @@ func (w *worker) sync(ctx context.Context, pod *corev1.Pod, gone bool) (time.Dur
 		w.reportStatus(ctx, pod, false)
 		return resyncInterval, false
 	}
-	return w.syncPod(ctx, pod), false
+	next := w.syncPod(ctx, pod)
+	if left, ok := deadlineLeft(pod); ok && left < next {
+		next = max(left, 10*time.Millisecond)
+	}
+	return next, false
+}
+
+// deadlineLeft is the time until the pod's activeDeadlineSeconds passes,
+// counted from its start on this node, if it has one.
+func deadlineLeft(pod *corev1.Pod) (time.Duration, bool) {
+	d := pod.Spec.ActiveDeadlineSeconds
+	if d == nil || pod.Status.StartTime == nil || podutil.IsPodPhaseTerminal(pod.Status.Phase) {
+		return 0, false
+	}
+	return time.Until(pod.Status.StartTime.Add(time.Duration(*d) * time.Second)), true
+}
+
+// reportDeadlineExceeded writes the failed pod's status, as the kubelet's
+// active deadline handler does.
+func (w *worker) reportDeadlineExceeded(ctx context.Context, pod *corev1.Pod) {
+	rs, err := w.listRuns(ctx)
+	if err != nil {
+		w.a.log.Warn("listing containers", append(w.logf(pod), "err", err)...)
+		return
+	}
+	p := pod.DeepCopy()
+	p.Status = w.buildStatus(pod, rs, true)
+	p.Status.Phase = corev1.PodFailed
+	p.Status.Reason = "DeadlineExceeded"
+	p.Status.Message = "Pod was active on the node longer than the specified deadline"
+	if _, err := w.a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		w.a.log.Warn("writing pod status", append(w.logf(pod), "err", err)...)
+	}
 }
 
 func gracePeriod(pod *corev1.Pod) time.Duration {
