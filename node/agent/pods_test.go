@@ -52,6 +52,7 @@ func TestAgent(t *testing.T) {
 	t.Run("HostNetworkAndHostPort", func(t *testing.T) { t.Parallel(); testHostNetwork(t, h, n1) })
 	t.Run("Sidecar", func(t *testing.T) { t.Parallel(); testSidecar(t, h) })
 	t.Run("ActiveDeadline", func(t *testing.T) { t.Parallel(); testActiveDeadline(t, h) })
+	t.Run("TerminationMessageFromLog", func(t *testing.T) { t.Parallel(); testTerminationMessageFromLog(t, h) })
 }
 
 func testNodeStatus(t *testing.T, h *harness, n1 *node) {

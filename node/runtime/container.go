@@ -101,6 +101,9 @@ func (r *Runtime) StartContainer(ctx context.Context, cc ContainerConfig) (strin
 	if cc.TerminationMessage != "" {
 		labels["barge.dev/termination-message-path"] = cc.TerminationMessage
 	}
+	if ctr.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		labels[labelMessageFromLog] = "true"
+	}
 
 	// A leftover of an earlier attempt with the same restart count (the
 	// agent died between create and start) is replaced.
@@ -234,7 +237,7 @@ func (r *Runtime) watch(id string, c containerd.Container, task containerd.Task,
 				return
 			}
 		}
-		r.recordExit(ctx, c, task, st)
+		r.recordExit(ctx, c, task, st, s.close)
 		s.close()
 		r.mu.Lock()
 		delete(r.waiting, id)
@@ -271,7 +274,9 @@ func (r *Runtime) rewait(ctx context.Context, c containerd.Container) (container
 	}
 }
 
-func (r *Runtime) recordExit(ctx context.Context, c containerd.Container, task containerd.Task, st containerd.ExitStatus) {
+// drain, if not nil, finishes copying the container's output into its
+// log; it is called before a termination message is taken from the log.
+func (r *Runtime) recordExit(ctx context.Context, c containerd.Container, task containerd.Task, st containerd.ExitStatus, drain func()) {
 	code := int32(st.ExitCode())
 	reason := r.exitReason(c.ID(), code)
 	at := st.ExitTime()
@@ -287,6 +292,16 @@ func (r *Runtime) recordExit(ctx context.Context, c containerd.Container, task c
 		if p := all["barge.dev/termination-message-path"]; p != "" {
 			if b, err := readLimited(p, 2048); err == nil && len(b) > 0 {
 				labels[labelMessage] = labelValue(string(b))
+			}
+		}
+		// FallbackToLogsOnError: a failed container that wrote no
+		// message gets the end of its log, as under the kubelet.
+		if labels[labelMessage] == "" && code != 0 && all[labelMessageFromLog] == "true" {
+			if drain != nil {
+				drain()
+			}
+			if msg := logTail(all[LabelLogPath], 80, 2048); msg != "" {
+				labels[labelMessage] = labelValue(msg)
 			}
 		}
 	}
@@ -444,7 +459,7 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 		d := make(chan struct{})
 		go func() {
 			st := <-ch
-			r.recordExit(ctx, c, t, st)
+			r.recordExit(ctx, c, t, st, nil)
 			close(d)
 		}()
 		done = d
@@ -583,7 +598,7 @@ func (r *Runtime) adopt(ctx context.Context, c containerd.Container, labels map[
 	if errdefs.IsNotFound(err) {
 		s.close()
 		// Created but never started, or lost: recorded as unknown.
-		r.recordExit(ctx, c, nil, *containerd.NewExitStatus(137, time.Now(), nil))
+		r.recordExit(ctx, c, nil, *containerd.NewExitStatus(137, time.Now(), nil), nil)
 		_, _ = c.SetLabels(ctx, map[string]string{labelReason: ReasonUnknown})
 		return nil
 	}
@@ -642,4 +657,44 @@ func (r *Runtime) specOpts(cc ContainerConfig, id string) ([]oci.SpecOpts, error
 		return nil, err
 	}
 	return append(opts, sec...), nil
+}
+
+// labelMessageFromLog marks a container whose termination message falls
+// back to its log (terminationMessagePolicy FallbackToLogsOnError).
+const labelMessageFromLog = "barge.dev/termination-message-from-log"
+
+// logTail is the text of the last lines of a CRI log file, at most
+// maxBytes of it, byte for byte as the container wrote it: what
+// FallbackToLogsOnError reports.
+func logTail(path string, lines, maxBytes int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var text strings.Builder
+	for _, l := range strings.Split(string(b), "\n") {
+		// "TIMESTAMP STREAM TAG CONTENT"; tag P is a partial line, F
+		// ends one.
+		f := strings.SplitN(l, " ", 4)
+		if len(f) < 4 {
+			continue
+		}
+		text.WriteString(f[3])
+		if f[2] != "P" {
+			text.WriteByte('\n')
+		}
+	}
+	out := text.String()
+	// The last lines: cut after the newline that precedes them.
+	if n := strings.Count(out, "\n"); n > lines {
+		i := 0
+		for skip := n - lines; skip > 0; skip-- {
+			i += strings.IndexByte(out[i:], '\n') + 1
+		}
+		out = out[i:]
+	}
+	if len(out) > maxBytes {
+		out = out[len(out)-maxBytes:]
+	}
+	return out
 }

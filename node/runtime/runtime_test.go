@@ -48,7 +48,7 @@ func TestCRILogFormat(t *testing.T) {
 	// stdout and stderr interleave arbitrarily; compare each in order.
 	want := map[string][]entry{
 		"stdout": {{"stdout", "F", "hello"}, {"stdout", "F", ""}, {"stdout", "P", long[:maxLogLine]}, {"stdout", "F", long[maxLogLine:]}},
-		"stderr": {{"stderr", "F", "oops"}, {"stderr", "F", "no newline"}},
+		"stderr": {{"stderr", "F", "oops"}, {"stderr", "P", "no newline"}},
 	}
 	for stream, w := range want {
 		var g []entry

@@ -80,24 +80,23 @@ func (s *streams) writer(stream string) io.Writer {
 	return pw
 }
 
+// copyLines logs r's output line by line. A line longer than the buffer,
+// and a last line without its newline, are logged partial (P), as
+// containerd's CRI does, so readers give back exactly what was written
+// ("echo -n DONE" is "DONE", not "DONE\n").
 func (s *streams) copyLines(stream string, r io.Reader) {
 	br := bufio.NewReaderSize(r, maxLogLine)
 	for {
-		line, isPrefix, err := br.ReadLine()
-		if len(line) > 0 || (err == nil && !isPrefix) {
-			tag := "F"
-			if isPrefix {
-				tag = "P"
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			tag, line := "P", chunk
+			if line[len(line)-1] == '\n' {
+				tag, line = "F", line[:len(line)-1]
 			}
 			s.writeLog(stream, tag, line)
-			raw := make([]byte, 0, len(line)+1)
-			raw = append(raw, line...)
-			if !isPrefix {
-				raw = append(raw, '\n')
-			}
-			s.forward(stream, raw)
+			s.forward(stream, append([]byte(nil), chunk...))
 		}
-		if err != nil {
+		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
 	}
