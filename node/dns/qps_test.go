@@ -145,11 +145,9 @@ func TestDNSRate(t *testing.T) {
 			runs[i] = append(runs[i], got)
 		}
 	}
-	t.Logf("| server | queries/s | p50 | p99 | vs static |")
-	t.Logf("|---|---:|---:|---:|---:|")
-	base := svctest.MedianRate(runs[0]).PerSec
+	rows := make([]string, len(paths))
 	for i, p := range paths {
-		m := svctest.MedianRate(runs[i])
-		t.Logf("| %s | %.0f | %v | %v | %.2f× |", p.name, m.PerSec, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), m.PerSec/base)
+		rows[i] = p.name
 	}
+	svctest.LogMedians(t, "server", "queries/s", "static", rows, runs)
 }

@@ -65,11 +65,9 @@ func TestConnRate(t *testing.T) {
 			runs[i] = append(runs[i], got)
 		}
 	}
-	t.Logf("| path | conn/s | p50 | p99 | vs pod IP |")
-	t.Logf("|---|---:|---:|---:|---:|")
-	base := svctest.MedianRate(runs[0]).PerSec
+	rows := make([]string, len(paths))
 	for i, p := range paths {
-		m := svctest.MedianRate(runs[i])
-		t.Logf("| %s | %.0f | %v | %v | %.2f× |", p.name, m.PerSec, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), m.PerSec/base)
+		rows[i] = p.name
 	}
+	svctest.LogMedians(t, "path", "conn/s", "pod IP", rows, runs)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/barge-dev/barge/overlay/netnstest"
@@ -114,4 +115,17 @@ func ForEach(from, to, workers int, fn func(i int) error) error {
 	close(work)
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// LogMedians logs a markdown table of each row's median run, its rate
+// beside the first row's: what the node benches print for benchmarks.md.
+func LogMedians(t testing.TB, what, unit, vs string, names []string, runs [][]Rate) {
+	t.Helper()
+	t.Logf("| %s | %s | p50 | p99 | vs %s |", what, unit, vs)
+	t.Logf("|---|---:|---:|---:|---:|")
+	base := MedianRate(runs[0]).PerSec
+	for i, name := range names {
+		m := MedianRate(runs[i])
+		t.Logf("| %s | %.0f | %v | %v | %.2f× |", name, m.PerSec, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond), m.PerSec/base)
+	}
 }
